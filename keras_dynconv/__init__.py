@@ -1,0 +1,14 @@
+"""keras_dynconv: dynamic convolution (DY-CNN) for Keras 3 and TensorFlow.
+
+>>> import keras_dynconv as kdc
+>>> layer = kdc.layers.DynamicConv2D(16, 3, padding="same")
+"""
+
+__version__ = "0.1.0"
+
+from keras_dynconv import callbacks
+from keras_dynconv import datasets
+from keras_dynconv import layers
+from keras_dynconv import utils
+
+__all__ = ["__version__", "callbacks", "datasets", "layers", "utils"]

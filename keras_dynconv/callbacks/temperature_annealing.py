@@ -1,0 +1,116 @@
+"""`TemperatureAnnealing`: the DY-CNN temperature schedule as a callback."""
+
+import warnings
+
+import keras
+
+from keras_dynconv.layers import arguments
+from keras_dynconv.utils.temperature import dynamic_layers
+
+
+def annealed_temperature(step, total_steps, start=30.0, end=1.0):
+    """Linear from `start` at step 0 to `end` at `total_steps`, then `end`."""
+    progress = min(max(step, 0) / total_steps, 1.0)
+    return start + (end - start) * progress
+
+
+class TemperatureAnnealing(keras.callbacks.Callback):
+    """Anneals the attention temperature of every dynamic layer, per step.
+
+    The paper's schedule: 30 at the start, linearly down to 1 over the first
+    10 epochs, then 1. Without near-uniform early attention a dynamic net
+    can train *below* its static twin.
+
+    The temperature is computed from `model.optimizer.iterations`, which
+    checkpoints and `keras.callbacks.BackupAndRestore` save and restore, so
+    a run killed mid-epoch resumes at the temperature it had. The callback
+    writes `logs["temperature"]` (at an epoch's end: the value its last step
+    used); put it before `CSVLogger` and `TensorBoard`
+    in the callback list so that they record it.
+
+    Args:
+        start: temperature at step 0 (> 0).
+        end: temperature once annealed (> 0, <= start).
+        epochs: length of the ramp in epochs (> 0, may be fractional).
+        steps_per_epoch: training steps in an epoch. Default: what
+            `model.fit` reports; required when the dataset's length is unknown.
+
+    Raises:
+        ValueError: on invalid arguments, or at the start of training when
+            the steps per epoch are unknown.
+
+    Example:
+
+    >>> inputs = keras.Input((8, 8, 1))
+    >>> x = kdc.layers.DynamicConv2D(4, 3)(inputs)
+    >>> outputs = keras.layers.Dense(2)(keras.layers.Flatten()(x))
+    >>> model = keras.Model(inputs, outputs)
+    >>> model.compile("sgd", "mse")
+    >>> annealing = kdc.callbacks.TemperatureAnnealing(epochs=2)
+    >>> history = model.fit(np.zeros((8, 8, 8, 1)), np.zeros((8, 2)),
+    ...                     batch_size=4, epochs=3, verbose=0,
+    ...                     callbacks=[annealing])
+    >>> [round(t, 2) for t in history.history["temperature"]]
+    [22.75, 8.25, 1.0]
+    """
+
+    def __init__(self, start=30.0, end=1.0, epochs=10, steps_per_epoch=None):
+        super().__init__()
+        self.start = arguments.positive_finite(start, "start")
+        self.end = arguments.positive_finite(end, "end")
+        if self.end > self.start:
+            raise ValueError(
+                "`end` must be <= `start` (the temperature is annealed down). "
+                f"Received: start={start!r}, end={end!r}"
+            )
+        self.epochs = arguments.positive_finite(epochs, "epochs")
+        if steps_per_epoch is not None:
+            steps_per_epoch = arguments.positive_int(
+                steps_per_epoch, "steps_per_epoch"
+            )
+        self.steps_per_epoch = steps_per_epoch
+        self._layers = []
+        self._total_steps = None
+        self.temperature = self.start
+
+    def on_train_begin(self, logs=None):
+        self._layers = dynamic_layers(self.model)
+        if not self._layers:
+            warnings.warn(
+                "TemperatureAnnealing found no dynamic layer in the model "
+                f"{self.model.name!r}; it will do nothing.",
+                stacklevel=2,
+            )
+        steps = self.steps_per_epoch or self.params.get("steps")
+        if not steps:
+            raise ValueError(
+                "TemperatureAnnealing needs the number of steps per epoch, and "
+                "model.fit does not know it (a dataset of unknown length). "
+                "Pass `steps_per_epoch` to TemperatureAnnealing. "
+                f"Received: steps_per_epoch={self.steps_per_epoch!r}"
+            )
+        self._total_steps = self.epochs * steps
+
+    def on_train_batch_begin(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self.temperature = annealed_temperature(
+            step, self._total_steps, self.start, self.end
+        )
+        for layer in self._layers:
+            layer.temperature.assign(self.temperature)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None:
+            logs["temperature"] = self.temperature
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["temperature"] = self.temperature
+
+    def get_config(self):
+        return {
+            "start": self.start,
+            "end": self.end,
+            "epochs": self.epochs,
+            "steps_per_epoch": self.steps_per_epoch,
+        }

@@ -1,0 +1,7 @@
+"""Dynamic convolution layers."""
+
+from keras_dynconv.layers.dynamic_conv2d import DynamicConv2D
+from keras_dynconv.layers.dynamic_depthwise_conv2d import DynamicDepthwiseConv2D
+from keras_dynconv.layers.per_sample_conv import FORMULATIONS
+
+__all__ = ["DynamicConv2D", "DynamicDepthwiseConv2D", "FORMULATIONS"]

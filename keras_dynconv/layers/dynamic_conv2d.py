@@ -1,0 +1,114 @@
+"""`DynamicConv2D`: a 2D convolution whose kernel is mixed per sample."""
+
+import keras
+
+from keras_dynconv.layers import arguments
+from keras_dynconv.layers import per_sample_conv
+from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
+
+
+@keras.saving.register_keras_serializable(package="keras_dynconv")
+class DynamicConv2D(BaseDynamicConv):
+    """2D dynamic convolution (DY-CNN, Chen et al., CVPR 2020).
+
+    Holds `num_kernels` kernels and biases of a `Conv2D` and, for every
+    input sample x, convolves x with `sum_k pi_k(x) W_k` and adds
+    `sum_k pi_k(x) b_k`, where `pi(x) = softmax(z(x) / temperature)` and
+    `z = FC2(ReLU(FC1(GlobalAvgPool(x))))` (FC1 divides the channels by
+    `attention_reduction`, keeping at least one unit). Put BatchNorm and the
+    activation after the layer, as for a static conv. Anneal the temperature
+    with `kdc.callbacks.TemperatureAnnealing` (30 -> 1 over 10 epochs).
+
+    With `num_kernels=1` the layer computes exactly `keras.layers.Conv2D`.
+
+    Args:
+        filters: int, the number of output channels.
+        kernel_size: int or tuple of 2 ints, the window size.
+        strides: int or tuple of 2 ints. Cannot exceed 1 together with
+            `dilation_rate`.
+        padding: `"valid"` or `"same"` (case-insensitive).
+        data_format: only `"channels_last"` (or None with that default).
+        dilation_rate: int or tuple of 2 ints.
+        activation: activation applied to the output, or None.
+        use_bias: whether the layer holds `num_kernels` biases.
+        num_kernels: K, the number of kernels mixed (the paper uses 4).
+        temperature: initial softmax temperature (> 0). Kept in the
+            non-trainable variable `layer.temperature`.
+        attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
+            units.
+        formulation: how the per-sample convolution is computed: `"auto"`
+            (fastest measured for the kernel shape), `"patches"`,
+            `"batch_folded"` (grouped conv; its gradient needs a GPU or XLA),
+            `"per_sample_loop"` or `"mixture"`. All give the same output.
+        kernel_initializer, bias_initializer: applied to each of the K
+            kernels/biases with the fans of one kernel.
+        kernel_regularizer, bias_regularizer: summed over the K kernels.
+        activity_regularizer: on the output.
+        kernel_constraint, bias_constraint: applied to each kernel.
+
+    Input shape:
+        `(batch, height, width, in_channels)`; batch may be unknown.
+
+    Output shape:
+        `(batch, new_height, new_width, filters)`, as `Conv2D`.
+
+    Attributes (once built):
+        kernel: `(num_kernels, kh, kw, in_channels, filters)`.
+        bias: `(num_kernels, filters)`, if `use_bias`.
+        temperature: scalar float32 non-trainable variable.
+
+    Raises:
+        ValueError: on an invalid argument (the message names it and the
+            value received), or on inputs that are not 4D or whose channel
+            dimension is unknown.
+
+    Example:
+
+    >>> x = np.random.rand(2, 16, 16, 8).astype("float32")
+    >>> layer = kdc.layers.DynamicConv2D(32, 3, strides=2, padding="same")
+    >>> layer(x).shape
+    TensorShape([2, 8, 8, 32])
+    >>> layer.kernel.shape
+    (4, 3, 3, 8, 32)
+    >>> layer.attention(x).shape
+    TensorShape([2, 4])
+    """
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(kernel_size, **kwargs)
+        self.filters = arguments.positive_int(filters, "filters")
+
+    def _kernel_shape(self, in_channels):
+        return (*self.kernel_size, in_channels, self.filters)
+
+    def _out_channels(self, in_channels):
+        return self.filters
+
+    def _per_sample_ops(self):
+        return per_sample_conv.CONV2D
+
+    def _mixture_op(self):
+        return per_sample_conv.conv2d_mixture
+
+    def _auto_formulation(self):
+        # Batched matmul over patches: 0.8-1.1x static for 1x1 and the
+        # fastest differentiable CPU form for larger kernels (benchmarks/).
+        return "patches"
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "filters": self.filters,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                "kernel_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                "kernel_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
+            }
+        )
+        return config

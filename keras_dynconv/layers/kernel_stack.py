@@ -1,0 +1,81 @@
+"""Make a Conv2D initializer, regularizer or constraint act on each kernel of
+a `(num_kernels, kh, kw, in, out)` stack as if it were a lone Conv2D kernel.
+
+Why: Keras computes fans from every leading axis, so one Glorot call over the
+stack would make each kernel `num_kernels` times too small; and a constraint
+such as `MaxNorm` must bound each kernel, not their concatenation.
+"""
+
+import keras
+import tensorflow as tf
+
+
+def _per_kernel_initializers(initializer, num_kernels):
+    """One initializer a kernel; a seeded random one gets seed + k, so the
+    kernels differ (a Keras initializer returns the same values every call)."""
+    config = initializer.get_config() if hasattr(initializer, "get_config") else {}
+    if "seed" not in config:
+        return [initializer] * num_kernels
+    seed = config["seed"]
+    return [
+        initializer.__class__.from_config(
+            {**config, "seed": None if seed is None else seed + k}
+        )
+        for k in range(num_kernels)
+    ]
+
+
+class PerKernelInitializer:
+    """Initialises `(num_kernels, *shape)` as num_kernels calls on `shape`.
+
+    Example:
+
+    >>> init = PerKernelInitializer(keras.initializers.GlorotUniform(seed=1), 4)
+    >>> init((4, 3, 3, 8, 16)).shape
+    TensorShape([4, 3, 3, 8, 16])
+    """
+
+    def __init__(self, initializer, num_kernels):
+        self._initializers = _per_kernel_initializers(
+            keras.initializers.get(initializer), num_kernels
+        )
+
+    def __call__(self, shape, dtype=None):
+        return tf.stack(
+            [
+                tf.convert_to_tensor(init(tuple(shape[1:]), dtype=dtype))
+                for init in self._initializers
+            ]
+        )
+
+
+class PerKernelRegularizer:
+    """Sum of `regularizer` over the kernels of a stack."""
+
+    def __init__(self, regularizer):
+        self.regularizer = keras.regularizers.get(regularizer)
+
+    def __call__(self, stack):
+        return tf.add_n(
+            [self.regularizer(stack[k]) for k in range(stack.shape[0])]
+        )
+
+
+class PerKernelConstraint:
+    """Applies `constraint` to each kernel of a stack."""
+
+    def __init__(self, constraint):
+        self.constraint = keras.constraints.get(constraint)
+
+    def __call__(self, stack):
+        return tf.stack(
+            [self.constraint(stack[k]) for k in range(stack.shape[0])]
+        )
+
+
+def per_kernel(regularizer=None, constraint=None):
+    """Wraps whichever of `regularizer` / `constraint` is set (None stays None)."""
+    return (
+        PerKernelRegularizer(regularizer) if regularizer is not None else None,
+        PerKernelConstraint(constraint) if constraint is not None else None,
+    )

@@ -1,0 +1,319 @@
+"""Convolutions whose kernel differs for every sample of the batch.
+
+A dynamic layer mixes its K kernels into one kernel per sample. Convolution
+is linear in its kernel, so the same output can be computed several ways,
+each with a very different cost per device and kernel shape (see
+`docs/design.md` and `benchmarks/layers.py`). Each way is a *formulation*:
+
+- `"patches"`: the input's patches, one per kernel position. A regular conv
+  gathers them (im2col) and does one batched matmul with the per-sample
+  kernels (a 1x1 conv is a plain batched matmul); a depthwise conv
+  multiplies each shifted view ("tap") by its per-sample weights and adds.
+  Built-in ops only, differentiable everywhere, and TFLite-friendly.
+- `"batch_folded"`: the batch is folded into the channel axis, so one static
+  op computes every sample: a grouped `conv2d` (regular conv; its gradient
+  needs a GPU or XLA) or a `depthwise_conv2d` over `batch * channels`
+  channels (depthwise; differentiable everywhere).
+- `"per_sample_loop"`: `tf.map_fn` over the batch, one static convolution a
+  sample. The slow, obviously-correct fallback.
+- `"mixture"`: K static convolutions with the K kernels, mixed by the
+  attention afterwards. K times the compute, but the only form whose
+  weights are all constants, which is what int8 TFLite needs.
+
+The first three take the per-sample kernels; `mixture_*` take the kernel
+stack and the attention. All of them take inputs `(batch, height, width,
+channels)` and return `(batch, out_height, out_width, out_channels)`.
+"""
+
+import tensorflow as tf
+
+PER_SAMPLE_FORMULATIONS = ("patches", "batch_folded", "per_sample_loop")
+FORMULATIONS = PER_SAMPLE_FORMULATIONS + ("mixture",)
+
+
+def output_length(input_length, kernel_size, stride, padding, dilation):
+    """Length of one spatial output axis, as `tf.nn.conv2d` computes it.
+
+    `input_length` may be a Python int or a scalar tensor.
+    """
+    if padding == "same":
+        return (input_length + stride - 1) // stride
+    span = (kernel_size - 1) * dilation + 1
+    return (input_length - span) // stride + 1
+
+
+def _padding_before_after(input_length, kernel_size, stride, padding, dilation):
+    """Zeros to add before and after one axis so that a "valid" window
+    reproduces `padding` (TF puts the odd one after)."""
+    if padding == "valid":
+        return 0, 0
+    out = output_length(input_length, kernel_size, stride, padding, dilation)
+    needed = (out - 1) * stride + (kernel_size - 1) * dilation + 1 - input_length
+    if isinstance(needed, int):
+        total = max(needed, 0)
+    else:
+        total = tf.maximum(needed, 0)
+    return total // 2, total - total // 2
+
+
+def _spatial_size(inputs, axis):
+    static = inputs.shape[axis]
+    return static if static is not None else tf.shape(inputs)[axis]
+
+
+def _taps(inputs, kernel_size, strides, padding, dilation_rate):
+    """The kh*kw strided views of the (padded) input, one per kernel position,
+    in the row-major order of the kernel's first two axes."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation_rate
+    height, width = _spatial_size(inputs, 1), _spatial_size(inputs, 2)
+    out_h = output_length(height, kh, sh, padding, dh)
+    out_w = output_length(width, kw, sw, padding, dw)
+    pad_h = _padding_before_after(height, kh, sh, padding, dh)
+    pad_w = _padding_before_after(width, kw, sw, padding, dw)
+    if any(not isinstance(p, int) or p for p in pad_h + pad_w):
+        inputs = tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+    taps = []
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            taps.append(
+                inputs[
+                    :,
+                    top : top + (out_h - 1) * sh + 1 : sh,
+                    left : left + (out_w - 1) * sw + 1 : sw,
+                    :,
+                ]
+            )
+    return taps
+
+
+def _patches(inputs, kernel_size, strides, padding, dilation_rate):
+    """im2col: (b, h, w, c) -> (b, out_h, out_w, c * kh * kw), channel-major.
+
+    Computed as a depthwise conv with a constant one-hot kernel: TF's strided
+    slices (and their gradients) are several times slower on CPU, and the
+    gradient of `tf.image.extract_patches` is slower still.
+    """
+    kh, kw = kernel_size
+    channels = inputs.shape[-1]
+    one_hot = tf.reshape(tf.eye(kh * kw, dtype=inputs.dtype), [kh, kw, 1, -1])
+    return static_depthwise_conv2d(
+        inputs, tf.tile(one_hot, [1, 1, channels, 1]), strides, padding,
+        dilation_rate,
+    )
+
+
+def conv2d_patches(inputs, kernels, strides, padding, dilation_rate):
+    """Per-sample conv as one batched matmul over the input's patches."""
+    kh, kw, in_channels, filters = kernels.shape[1:]
+    if tuple(strides) == (1, 1) and (kh, kw) == (1, 1):
+        patches = inputs
+        flat_kernels = kernels
+    else:
+        patches = _patches(inputs, (kh, kw), strides, padding, dilation_rate)
+        # Match the patches' (channel, row, column) order.
+        flat_kernels = tf.transpose(kernels, [0, 3, 1, 2, 4])
+    shape = tf.shape(patches)
+    batch, out_h, out_w = shape[0], shape[1], shape[2]
+    depth = kh * kw * in_channels
+    outputs = tf.linalg.matmul(
+        tf.reshape(patches, [batch, -1, depth]),
+        tf.reshape(flat_kernels, [batch, depth, filters]),
+    )
+    return tf.reshape(outputs, [batch, out_h, out_w, filters])
+
+
+def depthwise_conv2d_patches(inputs, kernels, strides, padding, dilation_rate):
+    """Per-sample depthwise conv as a multiply-add over the taps."""
+    kh, kw, channels, multiplier = kernels.shape[1:]
+    taps = _taps(inputs, (kh, kw), strides, padding, dilation_rate)
+    outputs = None
+    for index, tap in enumerate(taps):
+        i, j = divmod(index, kw)
+        if multiplier == 1:
+            term = tap * kernels[:, i, j, tf.newaxis, tf.newaxis, :, 0]
+        else:
+            term = (
+                tap[..., tf.newaxis]
+                * kernels[:, i, j, tf.newaxis, tf.newaxis, :, :]
+            )
+        outputs = term if outputs is None else outputs + term
+    if multiplier != 1:
+        shape = tf.shape(outputs)
+        outputs = tf.reshape(
+            outputs, [shape[0], shape[1], shape[2], channels * multiplier]
+        )
+    return outputs
+
+
+def _fold_batch_into_channels(inputs):
+    """(batch, h, w, c) -> (1, h, w, batch * c), sample-major channels."""
+    shape = tf.shape(inputs)
+    folded = tf.transpose(inputs, [1, 2, 0, 3])
+    return tf.reshape(folded, [1, shape[1], shape[2], -1])
+
+
+def _unfold_batch_from_channels(outputs, batch, channels):
+    """(1, h, w, batch * c) -> (batch, h, w, c)."""
+    shape = tf.shape(outputs)
+    unfolded = tf.reshape(outputs, [shape[1], shape[2], batch, channels])
+    return tf.transpose(unfolded, [2, 0, 1, 3])
+
+
+def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
+    """Per-sample conv as one grouped conv with one group a sample.
+
+    TF has no CPU gradient for grouped convs outside XLA; cuDNN and XLA have.
+    """
+    kh, kw, in_channels, filters = kernels.shape[1:]
+    batch = tf.shape(inputs)[0]
+    # (batch, kh, kw, cin, cout) -> (kh, kw, cin, batch * cout), sample-major.
+    grouped_kernel = tf.reshape(
+        tf.transpose(kernels, [1, 2, 3, 0, 4]), [kh, kw, in_channels, -1]
+    )
+    outputs = tf.nn.conv2d(
+        _fold_batch_into_channels(inputs),
+        grouped_kernel,
+        strides=[1, *strides, 1],
+        padding=padding.upper(),
+        dilations=[1, *dilation_rate, 1],
+    )
+    return _unfold_batch_from_channels(outputs, batch, filters)
+
+
+def depthwise_conv2d_batch_folded(
+    inputs, kernels, strides, padding, dilation_rate
+):
+    """Per-sample depthwise conv as one depthwise conv over batch*channels."""
+    kh, kw, channels, multiplier = kernels.shape[1:]
+    batch = tf.shape(inputs)[0]
+    # (batch, kh, kw, c, m) -> (kh, kw, batch * c, m), sample-major.
+    folded_kernel = tf.reshape(
+        tf.transpose(kernels, [1, 2, 0, 3, 4]), [kh, kw, -1, multiplier]
+    )
+    outputs = tf.nn.depthwise_conv2d(
+        _fold_batch_into_channels(inputs),
+        folded_kernel,
+        strides=[1, *strides, 1],
+        padding=padding.upper(),
+        dilations=list(dilation_rate),
+    )
+    return _unfold_batch_from_channels(outputs, batch, channels * multiplier)
+
+
+def static_conv2d(inputs, kernel, strides, padding, dilation_rate):
+    """`tf.nn.conv2d` with Keras-style arguments: one kernel for the batch."""
+    return tf.nn.conv2d(
+        inputs,
+        kernel,
+        strides=[1, *strides, 1],
+        padding=padding.upper(),
+        dilations=[1, *dilation_rate, 1],
+    )
+
+
+def static_depthwise_conv2d(inputs, kernel, strides, padding, dilation_rate):
+    """`tf.nn.depthwise_conv2d` with Keras-style arguments."""
+    return tf.nn.depthwise_conv2d(
+        inputs,
+        kernel,
+        strides=[1, *strides, 1],
+        padding=padding.upper(),
+        dilations=list(dilation_rate),
+    )
+
+
+def _per_sample_loop(static_op, inputs, kernels, strides, padding, dilation_rate):
+    def one_sample(args):
+        sample, kernel = args
+        return static_op(
+            sample[tf.newaxis], kernel, strides, padding, dilation_rate
+        )[0]
+
+    return tf.map_fn(
+        one_sample,
+        (inputs, kernels),
+        fn_output_signature=tf.TensorSpec(None, inputs.dtype),
+    )
+
+
+def conv2d_per_sample_loop(inputs, kernels, strides, padding, dilation_rate):
+    """Per-sample conv as `tf.map_fn` over static convs."""
+    outputs = _per_sample_loop(
+        static_conv2d, inputs, kernels, strides, padding, dilation_rate
+    )
+    return tf.ensure_shape(outputs, [None, None, None, kernels.shape[-1]])
+
+
+def depthwise_conv2d_per_sample_loop(
+    inputs, kernels, strides, padding, dilation_rate
+):
+    """Per-sample depthwise conv as `tf.map_fn` over static depthwise convs."""
+    outputs = _per_sample_loop(
+        static_depthwise_conv2d, inputs, kernels, strides, padding, dilation_rate
+    )
+    out_channels = kernels.shape[-2] * kernels.shape[-1]
+    return tf.ensure_shape(outputs, [None, None, None, out_channels])
+
+
+def _mix(stacked_outputs, attention, num_kernels, out_channels):
+    """(b, h, w, [groups,] K * m) outputs of K kernels -> their
+    attention-weighted sum, (b, h, w, out_channels)."""
+    shape = tf.shape(stacked_outputs)
+    per_kernel = tf.reshape(
+        stacked_outputs, [shape[0], shape[1], shape[2], -1, num_kernels,
+                          out_channels]
+    )
+    mixed = tf.einsum("bhwgkm,bk->bhwgm", per_kernel, attention)
+    return tf.reshape(mixed, [shape[0], shape[1], shape[2], -1])
+
+
+def conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
+                   dilation_rate):
+    """sum_k attention_k * conv(x, W_k), as one conv with K*filters outputs.
+
+    Args:
+        kernel_stack: `(K, kh, kw, in_channels, filters)`.
+        attention: `(batch, K)`.
+    """
+    num_kernels, kh, kw, in_channels, filters = kernel_stack.shape
+    # (K, kh, kw, cin, cout) -> (kh, kw, cin, K * cout), kernel-major.
+    wide_kernel = tf.reshape(
+        tf.transpose(kernel_stack, [1, 2, 3, 0, 4]),
+        [kh, kw, in_channels, num_kernels * filters],
+    )
+    outputs = static_conv2d(inputs, wide_kernel, strides, padding, dilation_rate)
+    return _mix(outputs, attention, num_kernels, filters)
+
+
+def depthwise_conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
+                             dilation_rate):
+    """sum_k attention_k * depthwise(x, W_k), as one depthwise conv whose
+    multiplier is K * depth_multiplier.
+
+    Args:
+        kernel_stack: `(K, kh, kw, channels, depth_multiplier)`.
+        attention: `(batch, K)`.
+    """
+    num_kernels, kh, kw, channels, multiplier = kernel_stack.shape
+    # (K, kh, kw, c, m) -> (kh, kw, c, K * m): output channel c*K*m + k*m + i.
+    wide_kernel = tf.reshape(
+        tf.transpose(kernel_stack, [1, 2, 3, 0, 4]),
+        [kh, kw, channels, num_kernels * multiplier],
+    )
+    outputs = static_depthwise_conv2d(
+        inputs, wide_kernel, strides, padding, dilation_rate
+    )
+    return _mix(outputs, attention, num_kernels, multiplier)
+
+
+CONV2D = {
+    "patches": conv2d_patches,
+    "batch_folded": conv2d_batch_folded,
+    "per_sample_loop": conv2d_per_sample_loop,
+}
+DEPTHWISE_CONV2D = {
+    "patches": depthwise_conv2d_patches,
+    "batch_folded": depthwise_conv2d_batch_folded,
+    "per_sample_loop": depthwise_conv2d_per_sample_loop,
+}
