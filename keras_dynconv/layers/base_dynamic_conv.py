@@ -65,7 +65,7 @@ class BaseDynamicConv(keras.layers.Layer):
         self.bias_regularizer = keras.regularizers.get(bias_regularizer)
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
-        self.input_spec = keras.layers.InputSpec(min_ndim=4, max_ndim=4)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
 
     # -- what subclasses define ------------------------------------------------
 

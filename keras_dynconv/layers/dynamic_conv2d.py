@@ -68,7 +68,7 @@ class DynamicConv2D(BaseDynamicConv):
     >>> layer = kdc.layers.DynamicConv2D(32, 3, strides=2, padding="same")
     >>> layer(x).shape
     TensorShape([2, 8, 8, 32])
-    >>> layer.kernel.shape
+    >>> tuple(layer.kernel.shape)
     (4, 3, 3, 8, 32)
     >>> layer.attention(x).shape
     TensorShape([2, 4])

@@ -17,8 +17,8 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
 
     Args:
         kernel_size: int or tuple of 2 ints, the window size.
-        strides: int or tuple of 2 ints. Cannot exceed 1 together with
-            `dilation_rate`.
+        strides: int or tuple of 2 equal ints. Cannot exceed 1 together
+            with `dilation_rate`.
         padding: `"valid"` or `"same"` (case-insensitive).
         depth_multiplier: output channels per input channel (>= 1).
         data_format: only `"channels_last"` (or None with that default).
@@ -61,13 +61,14 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
     >>> layer = kdc.layers.DynamicDepthwiseConv2D(3, padding="same")
     >>> layer(x).shape
     TensorShape([2, 16, 16, 8])
-    >>> layer.kernel.shape
+    >>> tuple(layer.kernel.shape)
     (4, 3, 3, 8, 1)
     """
 
     def __init__(
         self,
         kernel_size,
+        strides=1,
         depth_multiplier=1,
         depthwise_initializer="glorot_uniform",
         depthwise_regularizer=None,
@@ -76,6 +77,7 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
     ):
         super().__init__(
             kernel_size,
+            strides=strides,
             kernel_initializer=depthwise_initializer,
             kernel_regularizer=depthwise_regularizer,
             kernel_constraint=depthwise_constraint,
@@ -84,6 +86,12 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         self.depth_multiplier = arguments.positive_int(
             depth_multiplier, "depth_multiplier"
         )
+        if self.strides[0] != self.strides[1]:
+            raise ValueError(
+                "DynamicDepthwiseConv2D needs equal strides along height and "
+                "width (TensorFlow's depthwise convolution supports no other). "
+                f"Received: strides={strides!r}"
+            )
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.depth_multiplier)

@@ -97,10 +97,25 @@ def _patches(inputs, kernel_size, strides, padding, dilation_rate):
     kh, kw = kernel_size
     channels = inputs.shape[-1]
     one_hot = tf.reshape(tf.eye(kh * kw, dtype=inputs.dtype), [kh, kw, 1, -1])
-    return static_depthwise_conv2d(
-        inputs, tf.tile(one_hot, [1, 1, channels, 1]), strides, padding,
-        dilation_rate,
+    one_hot = tf.tile(one_hot, [1, 1, channels, 1])
+    sh, sw = strides
+    if sh == sw:
+        return static_depthwise_conv2d(
+            inputs, one_hot, strides, padding, dilation_rate
+        )
+    # TF's depthwise conv needs equal strides: pad as `padding` would, take
+    # every window, then subsample.
+    pad_h = _padding_before_after(
+        _spatial_size(inputs, 1), kh, sh, padding, dilation_rate[0]
     )
+    pad_w = _padding_before_after(
+        _spatial_size(inputs, 2), kw, sw, padding, dilation_rate[1]
+    )
+    padded = tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+    windows = static_depthwise_conv2d(
+        padded, one_hot, (1, 1), "valid", dilation_rate
+    )
+    return windows[:, ::sh, ::sw, :]
 
 
 def conv2d_patches(inputs, kernels, strides, padding, dilation_rate):

@@ -1,0 +1,36 @@
+"""Test set-up shared by tests/ and the doctests in keras_dynconv/.
+
+Two logical CPU devices are configured before TensorFlow initialises its
+devices, so MirroredStrategy can be tested on a 2-core machine.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpus = tf.config.list_physical_devices("CPU")
+tf.config.set_logical_device_configuration(
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+)
+
+import keras_dynconv as kdc  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _doctest_names(doctest_namespace):
+    doctest_namespace.update({"np": np, "keras": keras, "kdc": kdc, "tf": tf})
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    """Every test starts and ends with the float32 policy and a fixed seed."""
+    keras.config.set_dtype_policy("float32")
+    keras.utils.set_random_seed(1234)
+    yield
+    keras.config.set_dtype_policy("float32")

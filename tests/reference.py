@@ -1,0 +1,48 @@
+"""A per-sample reference for dynamic convolutions, built from plain static
+convolutions and NumPy, sharing no code with the layers' formulations."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def attention(layer, x):
+    """The DY-CNN attention from the layer's weights, in float64 NumPy."""
+    w = {v.name: np.asarray(v.numpy(), np.float64)
+         for v in layer.weights}
+    pooled = np.asarray(x, np.float64).mean(axis=(1, 2))
+    hidden = np.maximum(
+        pooled @ w["attention_hidden_kernel"] + w["attention_hidden_bias"], 0
+    )
+    logits = (hidden @ w["attention_logits_kernel"] + w["attention_logits_bias"])
+    logits = logits / w["temperature"]
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def dynamic_conv(layer, x):
+    """Output of `layer` on `x`: for each sample, a static tf.nn convolution
+    (float64) with the kernel sum_k pi_k W_k, plus sum_k pi_k b_k."""
+    x = np.asarray(x, np.float64)
+    pi = attention(layer, x)
+    stack = np.asarray(layer.kernel.numpy(), np.float64)
+    depthwise = hasattr(layer, "depth_multiplier")
+    outputs = []
+    for i in range(x.shape[0]):
+        kernel = np.tensordot(pi[i], stack, axes=1)
+        sample = tf.constant(x[i : i + 1])
+        if depthwise:
+            y = tf.nn.depthwise_conv2d(
+                sample, kernel, strides=[1, *layer.strides, 1],
+                padding=layer.padding.upper(), dilations=layer.dilation_rate,
+            )
+        else:
+            y = tf.nn.conv2d(
+                sample, kernel, strides=[1, *layer.strides, 1],
+                padding=layer.padding.upper(),
+                dilations=[1, *layer.dilation_rate, 1],
+            )
+        y = y.numpy()[0]
+        if layer.use_bias:
+            y = y + pi[i] @ np.asarray(layer.bias.numpy(), np.float64)
+        outputs.append(y)
+    return np.stack(outputs)

@@ -1,0 +1,243 @@
+"""The dynamic layers as users meet them: arguments and their errors,
+weights and initialisation, attention, temperature, config, saving, export,
+model.fit with ragged last batches, and MirroredStrategy."""
+
+import math
+import re
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_dynconv as kdc
+
+LAYERS = {
+    "conv": lambda **kw: kdc.layers.DynamicConv2D(8, 3, **kw),
+    "depthwise": lambda **kw: kdc.layers.DynamicDepthwiseConv2D(3, **kw),
+}
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"num_kernels": 0}, "`num_kernels` must be an integer >= 1. Received: num_kernels=0"),
+        ({"num_kernels": 2.5}, "Received: num_kernels=2.5"),
+        ({"temperature": 0}, "`temperature` must be a finite number > 0. Received: temperature=0"),
+        ({"temperature": -1.0}, "Received: temperature=-1.0"),
+        ({"temperature": float("inf")}, "Received: temperature=inf"),
+        ({"temperature": float("nan")}, "Received: temperature=nan"),
+        ({"padding": "full"}, "`padding` must be \"valid\" or \"same\" (case-insensitive). Received: padding='full'"),
+        ({"strides": 0}, "`strides` must be a positive integer or a tuple of 2 positive integers. Received: strides=0"),
+        ({"strides": (1, 2, 3)}, "Received: strides=(1, 2, 3)"),
+        ({"dilation_rate": -1}, "Received: dilation_rate=-1"),
+        ({"strides": 2, "dilation_rate": 2}, "`strides` > 1 is not supported together with `dilation_rate` > 1 (TensorFlow cannot compute it). Received: strides=(2, 2), dilation_rate=(2, 2)"),
+        ({"data_format": "channels_first"}, "Received: data_format='channels_first'"),
+        ({"formulation": "fast"}, "`formulation` must be one of ['auto', 'patches', 'batch_folded', 'per_sample_loop', 'mixture']. Received: formulation='fast'"),
+        ({"attention_reduction": 0}, "Received: attention_reduction=0"),
+    ],
+)
+def test_bad_constructor_args(kind, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        LAYERS[kind](**kwargs)
+
+
+def test_bad_layer_specific_args():
+    with pytest.raises(ValueError, match=re.escape("Received: kernel_size=0")):
+        kdc.layers.DynamicConv2D(4, 0)
+    with pytest.raises(ValueError, match=re.escape("`filters` must be an integer >= 1. Received: filters=0")):
+        kdc.layers.DynamicConv2D(0, 3)
+    with pytest.raises(ValueError, match=re.escape("`depth_multiplier` must be an integer >= 1. Received: depth_multiplier=0")):
+        kdc.layers.DynamicDepthwiseConv2D(3, depth_multiplier=0)
+    with pytest.raises(ValueError, match=re.escape("needs equal strides along height and width (TensorFlow's depthwise convolution supports no other). Received: strides=(2, 1)")):
+        kdc.layers.DynamicDepthwiseConv2D(3, strides=(2, 1))
+
+
+def test_channels_first_default_is_refused_at_construction():
+    keras.config.set_image_data_format("channels_first")
+    try:
+        with pytest.raises(ValueError, match=re.escape("Received: data_format=None (resolved to 'channels_first')")):
+            kdc.layers.DynamicConv2D(4, 3)
+    finally:
+        keras.config.set_image_data_format("channels_last")
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_bad_inputs_at_build(kind):
+    with pytest.raises(ValueError, match=re.escape("expects 4D inputs (batch, height, width, channels). Received: input_shape=(2, 8, 3)")):
+        LAYERS[kind]().build((2, 8, 3))
+    with pytest.raises(ValueError, match=re.escape("must be known. Received: input_shape=(None, 8, 8, None)")):
+        LAYERS[kind]().build((None, 8, 8, None))
+    with pytest.raises(ValueError, match="expected ndim=4, found ndim=3"):
+        LAYERS[kind]()(np.zeros((2, 8, 8), "float32"))
+
+
+def test_set_temperature_validates():
+    layer = kdc.layers.DynamicConv2D(4, 3)
+    with pytest.raises(ValueError, match=re.escape("Received: temperature=0.0")):
+        layer.set_temperature(0.0)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_weights_shapes_and_one_input_channel(kind):
+    layer = LAYERS[kind](num_kernels=3)
+    layer.build((None, 7, 7, 1))
+    out = 8 if kind == "conv" else 1
+    assert tuple(layer.kernel.shape) == (3, 3, 3, 1, out if kind == "conv" else 1)
+    assert tuple(layer.bias.shape) == (3, out)
+    # FC1 never has zero units, even for one input channel.
+    assert tuple(layer.attention_hidden_kernel.shape) == (1, 1)
+    assert layer.temperature.trainable is False
+    assert layer.temperature.dtype == "float32"
+    assert layer(np.ones((2, 7, 7, 1), "float32")).shape == (2, 5, 5, out)
+
+
+def test_each_kernel_initialised_with_the_fans_of_one_kernel():
+    layer = kdc.layers.DynamicConv2D(
+        64, 3, num_kernels=4,
+        kernel_initializer=keras.initializers.GlorotUniform(seed=7),
+    )
+    layer.build((None, 8, 8, 32))
+    stack = layer.kernel.numpy()
+    limit = math.sqrt(6 / (3 * 3 * 32 + 3 * 3 * 64))  # one kernel's fans
+    assert np.abs(stack).max() <= limit
+    for k in range(4):
+        # Uniform(-limit, limit) has std limit / sqrt(3); with the stack's
+        # fans it would be 4x smaller in fan_in.
+        assert np.std(stack[k]) == pytest.approx(limit / math.sqrt(3), rel=0.05)
+    # A seeded initializer still gives K different kernels.
+    assert not np.allclose(stack[0], stack[1])
+
+
+def test_regularizer_and_constraint_act_per_kernel():
+    layer = kdc.layers.DynamicConv2D(
+        4, 3, num_kernels=2,
+        kernel_regularizer=keras.regularizers.L2(0.1),
+        kernel_constraint=keras.constraints.MaxNorm(1.0, axis=[0, 1, 2]),
+    )
+    layer.build((None, 6, 6, 3))
+    layer(np.zeros((1, 6, 6, 3), "float32"))
+    stack = layer.kernel.numpy()
+    assert float(sum(layer.losses)) == pytest.approx(0.1 * np.sum(stack**2), rel=1e-5)
+    constrained = layer.kernel.constraint(tf.constant(stack * 100)).numpy()
+    for k in range(2):
+        norms = np.sqrt(np.sum(constrained[k] ** 2, axis=(0, 1, 2)))
+        np.testing.assert_allclose(norms, 1.0, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_attention_is_a_distribution_and_follows_the_temperature(kind):
+    layer = LAYERS[kind](num_kernels=5)
+    x = np.random.normal(size=(6, 8, 8, 3)).astype("float32")
+    layer.build(x.shape)
+    layer.attention_logits_kernel.assign(
+        np.random.normal(0, 5, layer.attention_logits_kernel.shape)
+    )
+    for temperature in (30.0, 1.0, 0.1):
+        layer.set_temperature(temperature)
+        pi = layer.attention(x).numpy()
+        assert pi.shape == (6, 5)
+        assert np.all(pi >= 0) and np.all(pi <= 1)
+        np.testing.assert_allclose(pi.sum(axis=1), 1.0, rtol=1e-6)
+    layer.set_temperature(1e6)
+    np.testing.assert_allclose(layer.attention(x).numpy(), 0.2, atol=1e-4)
+
+
+def test_assigned_temperature_reaches_compiled_models():
+    inputs = keras.Input((8, 8, 3))
+    x = kdc.layers.DynamicConv2D(4, 3)(inputs)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    layer = model.layers[1]
+    layer.attention_logits_kernel.assign(
+        np.random.normal(0, 5, layer.attention_logits_kernel.shape)
+    )
+    x = np.random.normal(size=(4, 8, 8, 3)).astype("float32")
+    hot = model.predict(x, verbose=0)
+    assert kdc.utils.set_temperature(model, 0.5) == 1
+    cold = model.predict(x, verbose=0)  # same traced predict function
+    assert not np.allclose(hot, cold, atol=1e-4)
+    np.testing.assert_allclose(cold, model(x), atol=1e-5)
+
+
+def _small_model(**layer_kwargs):
+    inputs = keras.Input((10, 10, 3))
+    x = kdc.layers.DynamicConv2D(6, 3, padding="same", **layer_kwargs)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = kdc.layers.DynamicDepthwiseConv2D(3, strides=2, **layer_kwargs)(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(3)(x))
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_config_round_trip(kind):
+    layer = LAYERS[kind](
+        num_kernels=3, strides=2, padding="SAME", activation="relu",
+        use_bias=False, temperature=12.0, formulation="mixture",
+        bias_regularizer="l2", activity_regularizer="l1",
+    )
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    assert config["padding"] == "same" and config["temperature"] == 12.0
+    layer.build((None, 8, 8, 4))
+    layer.set_temperature(3.0)
+    assert type(layer).from_config(layer.get_config()).get_temperature() == 3.0
+
+
+def test_keras_save_and_load_keep_weights_and_temperature(tmp_path):
+    model = _small_model()
+    kdc.utils.set_temperature(model, 7.5)
+    x = np.random.normal(size=(3, 10, 10, 3)).astype("float32")
+    path = str(tmp_path / "dy.keras")
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    temperatures = [l.get_temperature() for l in kdc.utils.dynamic_layers(loaded)]
+    assert temperatures == [7.5, 7.5]
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)
+
+
+def test_model_export_serves_the_same_outputs(tmp_path):
+    model = _small_model()
+    x = np.random.normal(size=(2, 10, 10, 3)).astype("float32")
+    model.export(str(tmp_path / "saved"), verbose=False)
+    reloaded = tf.saved_model.load(str(tmp_path / "saved"))
+    np.testing.assert_allclose(reloaded.serve(x), model(x), atol=1e-5)
+
+
+def test_fit_and_predict_with_short_last_batch_and_batch_1():
+    model = _small_model()
+    model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x = np.random.normal(size=(10, 10, 10, 3)).astype("float32")
+    y = np.random.randint(0, 3, size=(10,))
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(x, y, batch_size=4, epochs=1, verbose=0)  # 4 + 4 + 2
+    assert np.isfinite(history.history["loss"][0])
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
+    np.testing.assert_allclose(
+        model.predict(x, batch_size=4, verbose=0),
+        np.concatenate([model.predict(x[i : i + 1], verbose=0) for i in range(10)]),
+        atol=1e-5,
+    )
+
+
+def test_fit_under_mirrored_strategy_on_two_cpus():
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    assert len(devices) == 2, "conftest.py configures two logical CPUs"
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        model = _small_model()
+        model.compile(
+            keras.optimizers.SGD(0.05),
+            keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    x = np.random.normal(size=(14, 10, 10, 3)).astype("float32")
+    y = np.random.randint(0, 3, size=(14,))
+    annealing = kdc.callbacks.TemperatureAnnealing(epochs=1)
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[annealing])
+    assert all(np.isfinite(history.history["loss"]))
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
+    assert [l.get_temperature() for l in kdc.utils.dynamic_layers(model)] == [1.0, 1.0]
+    assert history.history["temperature"][0] == pytest.approx(30 - 29 * 3 / 4)
