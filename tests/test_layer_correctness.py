@@ -179,27 +179,21 @@ def test_mixed_precision(kind, policy):
     assert all(np.all(np.isfinite(g.numpy())) for g in grads)
 
 
-def test_num_kernels_1_is_conv2d():
+@pytest.mark.parametrize(
+    "dynamic_cls, static_cls, kwargs",
+    [
+        (kdc.layers.DynamicConv2D, keras.layers.Conv2D,
+         dict(filters=5, kernel_size=3, strides=2, padding="same",
+              activation="relu")),
+        (kdc.layers.DynamicDepthwiseConv2D, keras.layers.DepthwiseConv2D,
+         dict(kernel_size=3, depth_multiplier=3, dilation_rate=2,
+              padding="valid")),
+    ],
+)
+def test_num_kernels_1_is_the_static_layer(dynamic_cls, static_cls, kwargs):
     x = np.random.normal(size=(3, 9, 9, 4)).astype("float32")
-    kwargs = dict(strides=2, padding="same", activation="relu")
-    dynamic = kdc.layers.DynamicConv2D(5, 3, num_kernels=1, **kwargs)
-    static = keras.layers.Conv2D(5, 3, bias_initializer="random_normal", **kwargs)
-    static.build(x.shape)
-    dynamic.build(x.shape)
-    dynamic.kernel.assign(static.kernel.numpy()[np.newaxis])
-    dynamic.bias.assign(static.bias.numpy()[np.newaxis])
-    for formulation in FORMULATIONS:
-        dynamic.formulation = formulation
-        np.testing.assert_allclose(dynamic(x), static(x), atol=1e-5)
-
-
-def test_num_kernels_1_is_depthwise_conv2d():
-    x = np.random.normal(size=(3, 9, 9, 4)).astype("float32")
-    kwargs = dict(depth_multiplier=3, dilation_rate=2, padding="valid")
-    dynamic = kdc.layers.DynamicDepthwiseConv2D(3, num_kernels=1, **kwargs)
-    static = keras.layers.DepthwiseConv2D(
-        3, bias_initializer="random_normal", **kwargs
-    )
+    dynamic = dynamic_cls(num_kernels=1, **kwargs)
+    static = static_cls(bias_initializer="random_normal", **kwargs)
     static.build(x.shape)
     dynamic.build(x.shape)
     dynamic.kernel.assign(static.kernel.numpy()[np.newaxis])

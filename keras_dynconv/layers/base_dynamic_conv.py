@@ -67,20 +67,23 @@ class BaseDynamicConv(keras.layers.Layer):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
-    # -- what subclasses define ------------------------------------------------
+    # -- what subclasses define ----------------------------------------------
+
+    #: {formulation: fn(inputs, per_sample_kernels, strides, padding, dilation)}
+    PER_SAMPLE_OPS = None
+    #: fn(inputs, kernel_stack, attention, strides, padding, dilation)
+    MIXTURE_OP = None
+    #: The fastest formulation measured on CPU for this kind of kernel.
+    AUTO_FORMULATION = None
+    #: "kernel" or "depthwise": the prefix of the initializer, regularizer
+    #: and constraint arguments, as in Conv2D / DepthwiseConv2D.
+    KERNEL_ARG_PREFIX = "kernel"
 
     def _kernel_shape(self, in_channels):
         """Shape of ONE kernel, e.g. (kh, kw, in, filters)."""
         raise NotImplementedError
 
     def _out_channels(self, in_channels):
-        raise NotImplementedError
-
-    def _per_sample_ops(self):
-        """{formulation: fn(inputs, kernels, strides, padding, dilation)}."""
-        raise NotImplementedError
-
-    def _mixture_op(self):
         raise NotImplementedError
 
     # -- formulation -----------------------------------------------------------
@@ -105,11 +108,7 @@ class BaseDynamicConv(keras.layers.Layer):
         """The formulation that `call` uses ("auto" resolved)."""
         if self._formulation != "auto":
             return self._formulation
-        return self._auto_formulation()
-
-    def _auto_formulation(self):
-        """The fastest formulation measured for this kernel kind."""
-        raise NotImplementedError
+        return self.AUTO_FORMULATION
 
     # -- temperature -----------------------------------------------------------
 
@@ -221,18 +220,14 @@ class BaseDynamicConv(keras.layers.Layer):
         conv_args = (self.strides, self.padding, self.dilation_rate)
         formulation = self.resolved_formulation
         if formulation == "mixture":
-            outputs = self._mixture_op()(
-                inputs, kernel_stack, attention, *conv_args
-            )
+            outputs = self.MIXTURE_OP(inputs, kernel_stack, attention, *conv_args)
         else:
             # Kernel aggregation: (batch, K) @ (K, kh*kw*in*out), one matmul.
             kernels = tf.reshape(
                 tf.matmul(attention, tf.reshape(kernel_stack, [self.num_kernels, -1])),
                 [-1, *kernel_stack.shape[1:]],
             )
-            outputs = self._per_sample_ops()[formulation](
-                inputs, kernels, *conv_args
-            )
+            outputs = self.PER_SAMPLE_OPS[formulation](inputs, kernels, *conv_args)
         if self.use_bias:
             biases = tf.matmul(attention, tf.convert_to_tensor(self.bias))
             outputs = outputs + biases[:, tf.newaxis, tf.newaxis, :]
@@ -279,6 +274,15 @@ class BaseDynamicConv(keras.layers.Layer):
                 ),
                 "bias_constraint": keras.constraints.serialize(
                     self.bias_constraint
+                ),
+                f"{self.KERNEL_ARG_PREFIX}_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+                f"{self.KERNEL_ARG_PREFIX}_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
+                ),
+                f"{self.KERNEL_ARG_PREFIX}_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
                 ),
             }
         )

@@ -74,6 +74,12 @@ class DynamicConv2D(BaseDynamicConv):
     TensorShape([2, 4])
     """
 
+    PER_SAMPLE_OPS = per_sample_conv.CONV2D
+    MIXTURE_OP = staticmethod(per_sample_conv.conv2d_mixture)
+    # A batched matmul over patches: 0.75-1.0x static for 1x1 and the
+    # fastest differentiable CPU form for larger kernels (docs/design.md).
+    AUTO_FORMULATION = "patches"
+
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(kernel_size, **kwargs)
         self.filters = arguments.positive_int(filters, "filters")
@@ -84,31 +90,5 @@ class DynamicConv2D(BaseDynamicConv):
     def _out_channels(self, in_channels):
         return self.filters
 
-    def _per_sample_ops(self):
-        return per_sample_conv.CONV2D
-
-    def _mixture_op(self):
-        return per_sample_conv.conv2d_mixture
-
-    def _auto_formulation(self):
-        # Batched matmul over patches: 0.8-1.1x static for 1x1 and the
-        # fastest differentiable CPU form for larger kernels (benchmarks/).
-        return "patches"
-
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "filters": self.filters,
-                "kernel_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "kernel_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "kernel_constraint": keras.constraints.serialize(
-                    self.kernel_constraint
-                ),
-            }
-        )
-        return config
+        return {**super().get_config(), "filters": self.filters}

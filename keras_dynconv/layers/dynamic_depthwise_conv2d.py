@@ -65,6 +65,14 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
     (4, 3, 3, 8, 1)
     """
 
+    PER_SAMPLE_OPS = per_sample_conv.DEPTHWISE_CONV2D
+    MIXTURE_OP = staticmethod(per_sample_conv.depthwise_conv2d_mixture)
+    # One depthwise conv over batch * channels: 1.4-2.2x static on CPU,
+    # against 1.8-4.9x for map_fn and >20x for the tap multiply-add
+    # (docs/design.md).
+    AUTO_FORMULATION = "batch_folded"
+    KERNEL_ARG_PREFIX = "depthwise"
+
     def __init__(
         self,
         kernel_size,
@@ -99,32 +107,5 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
     def _out_channels(self, in_channels):
         return in_channels * self.depth_multiplier
 
-    def _per_sample_ops(self):
-        return per_sample_conv.DEPTHWISE_CONV2D
-
-    def _mixture_op(self):
-        return per_sample_conv.depthwise_conv2d_mixture
-
-    def _auto_formulation(self):
-        # One depthwise conv over batch * channels: 1.4-1.5x static on CPU,
-        # against 1.8-4x for map_fn and >20x for the tap multiply-add
-        # (docs/benchmarks.md).
-        return "batch_folded"
-
     def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "depth_multiplier": self.depth_multiplier,
-                "depthwise_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                "depthwise_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                "depthwise_constraint": keras.constraints.serialize(
-                    self.kernel_constraint
-                ),
-            }
-        )
-        return config
+        return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

@@ -271,13 +271,25 @@ def depthwise_conv2d_per_sample_loop(
     return tf.ensure_shape(outputs, [None, None, None, out_channels])
 
 
-def _mix(stacked_outputs, attention, num_kernels, out_channels):
-    """(b, h, w, [groups,] K * m) outputs of K kernels -> their
-    attention-weighted sum, (b, h, w, out_channels)."""
-    shape = tf.shape(stacked_outputs)
+def _mixture(static_op, inputs, kernel_stack, attention, strides, padding,
+             dilation_rate):
+    """sum_k attention_k * static_op(x, W_k), as ONE static op whose last
+    kernel axis holds the K kernels side by side.
+
+    The stack `(K, kh, kw, c, m)` becomes `(kh, kw, c, K * m)`: for a conv,
+    output channel `k * m + o`; for a depthwise conv (multiplier K * m),
+    `c * K * m + k * m + o`. Either way the outputs reshape to
+    `(b, h, w, groups, K, m)` and the attention contracts the K axis.
+    """
+    num_kernels, kh, kw, channels, multiplier = kernel_stack.shape
+    wide_kernel = tf.reshape(
+        tf.transpose(kernel_stack, [1, 2, 3, 0, 4]),
+        [kh, kw, channels, num_kernels * multiplier],
+    )
+    outputs = static_op(inputs, wide_kernel, strides, padding, dilation_rate)
+    shape = tf.shape(outputs)
     per_kernel = tf.reshape(
-        stacked_outputs, [shape[0], shape[1], shape[2], -1, num_kernels,
-                          out_channels]
+        outputs, [shape[0], shape[1], shape[2], -1, num_kernels, multiplier]
     )
     mixed = tf.einsum("bhwgkm,bk->bhwgm", per_kernel, attention)
     return tf.reshape(mixed, [shape[0], shape[1], shape[2], -1])
@@ -291,14 +303,8 @@ def conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
         kernel_stack: `(K, kh, kw, in_channels, filters)`.
         attention: `(batch, K)`.
     """
-    num_kernels, kh, kw, in_channels, filters = kernel_stack.shape
-    # (K, kh, kw, cin, cout) -> (kh, kw, cin, K * cout), kernel-major.
-    wide_kernel = tf.reshape(
-        tf.transpose(kernel_stack, [1, 2, 3, 0, 4]),
-        [kh, kw, in_channels, num_kernels * filters],
-    )
-    outputs = static_conv2d(inputs, wide_kernel, strides, padding, dilation_rate)
-    return _mix(outputs, attention, num_kernels, filters)
+    return _mixture(static_conv2d, inputs, kernel_stack, attention, strides,
+                    padding, dilation_rate)
 
 
 def depthwise_conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
@@ -310,16 +316,8 @@ def depthwise_conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
         kernel_stack: `(K, kh, kw, channels, depth_multiplier)`.
         attention: `(batch, K)`.
     """
-    num_kernels, kh, kw, channels, multiplier = kernel_stack.shape
-    # (K, kh, kw, c, m) -> (kh, kw, c, K * m): output channel c*K*m + k*m + i.
-    wide_kernel = tf.reshape(
-        tf.transpose(kernel_stack, [1, 2, 3, 0, 4]),
-        [kh, kw, channels, num_kernels * multiplier],
-    )
-    outputs = static_depthwise_conv2d(
-        inputs, wide_kernel, strides, padding, dilation_rate
-    )
-    return _mix(outputs, attention, num_kernels, multiplier)
+    return _mixture(static_depthwise_conv2d, inputs, kernel_stack, attention,
+                    strides, padding, dilation_rate)
 
 
 CONV2D = {
