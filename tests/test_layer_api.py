@@ -241,3 +241,20 @@ def test_fit_under_mirrored_strategy_on_two_cpus():
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
     assert [l.get_temperature() for l in kdc.utils.dynamic_layers(model)] == [1.0, 1.0]
     assert history.history["temperature"][0] == pytest.approx(30 - 29 * 3 / 4)
+
+
+@pytest.mark.parametrize("formulation", kdc.layers.FORMULATIONS)
+def test_fit_compiles_with_xla(formulation):
+    """jit_compile is what Keras turns on for GPUs and TPUs; every
+    formulation, grouped conv included, must compile and train under it."""
+    model = _small_model(formulation=formulation)
+    model.compile(
+        keras.optimizers.SGD(0.01),
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    x = np.random.normal(size=(6, 10, 10, 3)).astype("float32")
+    y = np.random.randint(0, 3, size=(6,))
+    history = model.fit(x, y, batch_size=3, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    np.testing.assert_allclose(model.predict(x, verbose=0), model(x), atol=1e-4)
