@@ -94,7 +94,9 @@ def run_case(case, batch, rounds, jit):
     variants = {"static": static}
     for formulation in candidates(kind):
         variants[formulation] = dynamic(formulation)
-    auto = dynamic("auto").resolved_formulation
+    auto_layer = dynamic("auto")
+    auto_layer.build(x.shape)
+    auto = auto_layer.resolved_formulation
     fns = {key: step_functions(layer, x, jit) for key, layer in variants.items()}
     for fwd, fb in fns.values():  # trace and warm up
         seconds(fwd, x), seconds(fb, x), seconds(fb, x)

@@ -258,3 +258,23 @@ def test_fit_compiles_with_xla(formulation):
     history = model.fit(x, y, batch_size=3, epochs=1, verbose=0)
     assert np.isfinite(history.history["loss"][0])
     np.testing.assert_allclose(model.predict(x, verbose=0), model(x), atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "layer, input_shape, expected",
+    [
+        (kdc.layers.DynamicConv2D(8, 1), (None, 7, 7, 16), "patches"),
+        (kdc.layers.DynamicConv2D(8, 3, padding="same"), (None, 56, 56, 16), "per_sample_loop"),
+        (kdc.layers.DynamicConv2D(8, 3, strides=2, padding="same"), (None, 28, 28, 16), "patches"),
+        (kdc.layers.DynamicConv2D(8, 3), (None, None, None, 16), "patches"),
+        (kdc.layers.DynamicDepthwiseConv2D(3), (None, 56, 56, 16), "batch_folded"),
+        (kdc.layers.DynamicDepthwiseConv2D(5), (None, 12, 12, 16), "per_sample_loop"),
+    ],
+    ids=str,
+)
+def test_auto_formulation_follows_the_measured_table(layer, input_shape, expected):
+    layer.build(input_shape)
+    assert layer.formulation == "auto"
+    assert layer.resolved_formulation == expected
+    layer.formulation = "mixture"
+    assert layer.resolved_formulation == "mixture"

@@ -73,8 +73,6 @@ class BaseDynamicConv(keras.layers.Layer):
     PER_SAMPLE_OPS = None
     #: fn(inputs, kernel_stack, attention, strides, padding, dilation)
     MIXTURE_OP = None
-    #: The fastest formulation measured on CPU for this kind of kernel.
-    AUTO_FORMULATION = None
     #: "kernel" or "depthwise": the prefix of the initializer, regularizer
     #: and constraint arguments, as in Conv2D / DepthwiseConv2D.
     KERNEL_ARG_PREFIX = "kernel"
@@ -108,7 +106,20 @@ class BaseDynamicConv(keras.layers.Layer):
         """The formulation that `call` uses ("auto" resolved)."""
         if self._formulation != "auto":
             return self._formulation
-        return self.AUTO_FORMULATION
+        return self._auto_formulation(self._output_pixels())
+
+    def _auto_formulation(self, output_pixels):
+        """The fastest formulation measured on CPU for this kernel and an
+        output of `output_pixels` (height * width; None if unknown)."""
+        raise NotImplementedError
+
+    def _output_pixels(self):
+        """Output height * width per sample, where build saw it; else None."""
+        spatial = getattr(self, "_built_spatial_shape", None)
+        if spatial is None or None in spatial:
+            return None
+        _, height, width, _ = self.compute_output_shape((None, *spatial, 1))
+        return height * width
 
     # -- temperature -----------------------------------------------------------
 
@@ -142,6 +153,7 @@ class BaseDynamicConv(keras.layers.Layer):
                 f"Received: input_shape={tuple(input_shape)}"
             )
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: in_channels})
+        self._built_spatial_shape = tuple(input_shape[1:3])
         kernel_regularizer, kernel_constraint = per_kernel(
             self.kernel_regularizer, self.kernel_constraint
         )

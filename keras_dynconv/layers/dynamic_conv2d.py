@@ -76,13 +76,22 @@ class DynamicConv2D(BaseDynamicConv):
 
     PER_SAMPLE_OPS = per_sample_conv.CONV2D
     MIXTURE_OP = staticmethod(per_sample_conv.conv2d_mixture)
-    # A batched matmul over patches: 0.75-1.0x static for 1x1 and the
-    # fastest differentiable CPU form for larger kernels (docs/design.md).
-    AUTO_FORMULATION = "patches"
+    #: From this many output pixels a sample on, "auto" runs a k x k conv
+    #: (k > 1) as one static conv a sample (map_fn) rather than as im2col +
+    #: batched matmul, whose patches cost kh*kw times the input in memory
+    #: traffic. Measured on CPU, fwd+bwd, batch 32 (docs/design.md).
+    LOOP_FROM_OUTPUT_PIXELS = 400
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(kernel_size, **kwargs)
         self.filters = arguments.positive_int(filters, "filters")
+
+    def _auto_formulation(self, output_pixels):
+        if self.kernel_size == (1, 1):
+            return "patches"  # a batched matmul: 0.75-1.1x static
+        if output_pixels is not None and output_pixels >= self.LOOP_FROM_OUTPUT_PIXELS:
+            return "per_sample_loop"  # 1.4-1.5x at 28x28 to 56x56
+        return "patches"  # 1.9-3.1x at 7x7 to 14x14, where map_fn is worse
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.filters)

@@ -67,10 +67,6 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
 
     PER_SAMPLE_OPS = per_sample_conv.DEPTHWISE_CONV2D
     MIXTURE_OP = staticmethod(per_sample_conv.depthwise_conv2d_mixture)
-    # One depthwise conv over batch * channels: 1.4-2.2x static on CPU,
-    # against 1.8-4.9x for map_fn and >20x for the tap multiply-add
-    # (docs/design.md).
-    AUTO_FORMULATION = "batch_folded"
     KERNEL_ARG_PREFIX = "depthwise"
 
     def __init__(
@@ -100,6 +96,15 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
                 "width (TensorFlow's depthwise convolution supports no other). "
                 f"Received: strides={strides!r}"
             )
+
+    def _auto_formulation(self, output_pixels):
+        # Measured on CPU, fwd+bwd, batch 32 (docs/design.md): for 3x3 one
+        # depthwise conv over batch * channels is 1.6-2.4x static (map_fn
+        # 2.2-8x); for larger kernels TF's CPU filter gradient of that
+        # folded conv is 4.5-32x, and map_fn 3.9-6.6x.
+        if max(self.kernel_size) <= 3:
+            return "batch_folded"
+        return "per_sample_loop"
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.depth_multiplier)
