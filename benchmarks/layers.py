@@ -35,6 +35,9 @@ CASES = [
     ("dw3x3 56x56x144", "depthwise", 56, 144, 144, 3, 1),
     ("dw3x3 28x28x192 s2", "depthwise", 28, 192, 192, 3, 2),
     ("3x3 14x14x96->96", "conv", 14, 96, 96, 3, 1),
+    # Beyond the issue's list: MobileNetV3's 5x5 depthwise, and a ResNet 3x3.
+    ("dw5x5 14x14x240", "depthwise", 14, 240, 240, 5, 1),
+    ("3x3 56x56x64->64", "conv", 56, 64, 64, 3, 1),
 ]
 
 

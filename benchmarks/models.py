@@ -3,8 +3,8 @@ static twins, in the same process, alternated round by round.
 
 Models: DY-MobileNetV2 x0.5 and DY-MobileNetV3-Small (K = 4, the paper's
 placement, 1000 classes, every layer's `formulation="auto"`) and their
-static twins (`dynamic=False`); for MobileNetV3-Small also a DY variant whose
-5x5 depthwise layers use `formulation="per_sample_loop"`.
+static twins (`dynamic=False`); `--jit` compiles with XLA and `--dtype-policy`
+sets a mixed-precision policy (for GPU runs).
 
 - Training: `model.fit` on synthetic data (a repeated in-memory batch),
   SGD with momentum 0.9, batch 32 at 96x96 by default. Throughput is timed
@@ -19,6 +19,7 @@ printed, and the DY / static ratio of the medians.
 
     python benchmarks/models.py                # about 5 minutes on 2 cores
     python benchmarks/models.py --rounds 2 --steps 4   # quicker
+    python benchmarks/models.py --jit --dtype-policy mixed_float16   # on a GPU
 """
 
 import argparse
@@ -40,16 +41,10 @@ import keras_dynconv as kdc  # noqa: E402
 # model.fit warns that a tf.data dataset is not shuffled: it is synthetic.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
 
-# (label, constructor, kwargs, extra DY variants: {label: formulation of the
-# 5x5 depthwise layers}). "auto" keeps every layer's own choice.
+# (label, constructor, kwargs)
 MODELS = [
-    ("MobileNetV2 x0.5", kdc.applications.DYMobileNetV2, {"alpha": 0.5}, {}),
-    (
-        "MobileNetV3-Small", kdc.applications.DYMobileNetV3Small, {},
-        # The 5x5 depthwise layers are where "auto" (batch_folded) is slow
-        # on CPU; this variant shows what a per-kernel-size choice gives.
-        {"DY, 5x5 dw per_sample_loop": "per_sample_loop"},
-    ),
+    ("MobileNetV2 x0.5", kdc.applications.DYMobileNetV2, {"alpha": 0.5}),
+    ("MobileNetV3-Small", kdc.applications.DYMobileNetV3Small, {}),
 ]
 CLASSES = 1000
 
@@ -69,17 +64,13 @@ class BatchTimer(keras.callbacks.Callback):
             self.times.append(time.perf_counter() - self._start)
 
 
-def build(fn, kwargs, dynamic, size, formulation_5x5="auto"):
+def build(fn, kwargs, dynamic, size, jit):
     keras.utils.set_random_seed(0)
     model = fn(input_shape=(size, size, 3), classes=CLASSES, dynamic=dynamic, **kwargs)
-    for layer in kdc.utils.dynamic_layers(model):
-        if (isinstance(layer, kdc.layers.DynamicDepthwiseConv2D)
-                and layer.kernel_size == (5, 5)):
-            layer.formulation = formulation_5x5
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
         loss="sparse_categorical_crossentropy",
-        jit_compile=False,
+        jit_compile=jit,
     )
     return model
 
@@ -119,7 +110,7 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def run_pair(label, fn, kwargs, extra_variants, args):
+def run_pair(label, fn, kwargs, args):
     size, batch = args.size, args.batch
     rng = np.random.RandomState(0)
     x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
@@ -128,11 +119,9 @@ def run_pair(label, fn, kwargs, extra_variants, args):
     y = rng.randint(0, CLASSES, batch)
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
     models = {
-        "static": build(fn, kwargs, False, size),
-        "DY": build(fn, kwargs, True, size),
+        "static": build(fn, kwargs, False, size, args.jit),
+        "DY": build(fn, kwargs, True, size, args.jit),
     }
-    for variant, formulation in extra_variants.items():
-        models[variant] = build(fn, kwargs, True, size, formulation)
     infer = {key: inference_function(m) for key, m in models.items()}
     x1 = tf.constant(x[:1])
     xb = tf.constant(x)
@@ -184,6 +173,9 @@ def main(argv=None):
                         help="timed training steps per round")
     parser.add_argument("--infer-iterations", type=int, default=40,
                         help="batch-1 inference calls per round (batch: 1/8)")
+    parser.add_argument("--jit", action="store_true", help="compile with XLA")
+    parser.add_argument("--dtype-policy", default="float32",
+                        choices=("float32", "mixed_float16", "mixed_bfloat16"))
     args = parser.parse_args(argv)
     if min(args.batch, args.rounds, args.steps, args.infer_iterations) < 1 or args.size < 32:
         parser.error(
@@ -192,13 +184,17 @@ def main(argv=None):
             f"--rounds={args.rounds}, --steps={args.steps}, "
             f"--infer-iterations={args.infer_iterations}"
         )
+    keras.config.set_dtype_policy(args.dtype_policy)
+    gpus = tf.config.list_logical_devices("GPU")
     print(f"keras_dynconv {kdc.__version__}, TF {tf.__version__}, Keras "
-          f"{keras.__version__}, {cpu_name()}, {os.cpu_count()} CPUs, XLA off")
+          f"{keras.__version__}, {cpu_name()}, {os.cpu_count()} CPUs, "
+          f"{'GPU ' + gpus[0].name if gpus else 'no GPU'}, "
+          f"XLA {'on' if args.jit else 'off'}, {args.dtype_policy}")
     print(f"{args.rounds} alternated rounds; training: {args.steps} timed steps "
           "a round; K = 4, paper placement")
     start = time.perf_counter()
-    for label, fn, kwargs, extra_variants in MODELS:
-        run_pair(label, fn, kwargs, extra_variants, args)
+    for label, fn, kwargs in MODELS:
+        run_pair(label, fn, kwargs, args)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 

@@ -268,7 +268,7 @@ def test_fit_compiles_with_xla(formulation):
         (kdc.layers.DynamicConv2D(8, 3, strides=2, padding="same"), (None, 28, 28, 16), "patches"),
         (kdc.layers.DynamicConv2D(8, 3), (None, None, None, 16), "patches"),
         (kdc.layers.DynamicDepthwiseConv2D(3), (None, 56, 56, 16), "batch_folded"),
-        (kdc.layers.DynamicDepthwiseConv2D(5), (None, 12, 12, 16), "per_sample_loop"),
+        (kdc.layers.DynamicDepthwiseConv2D(5), (None, 12, 12, 16), "batch_folded"),
     ],
     ids=str,
 )

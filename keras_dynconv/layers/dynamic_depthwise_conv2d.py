@@ -98,13 +98,10 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
             )
 
     def _auto_formulation(self, output_pixels):
-        # Measured on CPU, fwd+bwd, batch 32 (docs/design.md): for 3x3 one
-        # depthwise conv over batch * channels is 1.6-2.4x static (map_fn
-        # 2.2-8x); for larger kernels TF's CPU filter gradient of that
-        # folded conv is 4.5-32x, and map_fn 3.9-6.6x.
-        if max(self.kernel_size) <= 3:
-            return "batch_folded"
-        return "per_sample_loop"
+        # One depthwise conv over batch * channels, measured on CPU, fwd+bwd,
+        # batch 32 (docs/design.md): 1.6-2.9x static for 3x3 (map_fn
+        # 1.9-9x), 1.0-1.35x for 5x5 (map_fn 3.8-6.5x).
+        return "batch_folded"
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.depth_multiplier)
