@@ -17,6 +17,7 @@ import os
 import keras
 
 from keras_dynconv.layers import DynamicConv2D
+from keras_dynconv.layers import arguments
 from keras_dynconv.layers import DynamicDepthwiseConv2D
 
 PRESETS = ("paper", "all", "none")
@@ -114,14 +115,7 @@ def check_common(
             "`classes` must be an integer >= 1 when include_top=True. "
             f"Received: classes={classes!r}"
         )
-    if (
-        not isinstance(num_kernels, numbers.Integral)
-        or isinstance(num_kernels, bool)
-        or num_kernels < 1
-    ):
-        raise ValueError(
-            f"`num_kernels` must be an integer >= 1. Received: num_kernels={num_kernels!r}"
-        )
+    arguments.positive_int(num_kernels, "num_kernels")
     if not isinstance(dynamic, bool):
         raise ValueError(
             f"`dynamic` must be True or False. Received: dynamic={dynamic!r}"
