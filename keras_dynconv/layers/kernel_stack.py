@@ -49,8 +49,11 @@ class PerKernelInitializer:
         )
 
 
-class PerKernelRegularizer:
-    """Sum of `regularizer` over the kernels of a stack."""
+class PerKernelRegularizer(keras.regularizers.Regularizer):
+    """Sum of `regularizer` over the kernels of a stack.
+
+    A `Regularizer` subclass: Keras < 3.13 accepts nothing else on a weight.
+    """
 
     def __init__(self, regularizer):
         self.regularizer = keras.regularizers.get(regularizer)
@@ -61,7 +64,7 @@ class PerKernelRegularizer:
         )
 
 
-class PerKernelConstraint:
+class PerKernelConstraint(keras.constraints.Constraint):
     """Applies `constraint` to each kernel of a stack."""
 
     def __init__(self, constraint):
