@@ -11,7 +11,8 @@ one forward+backward step adds (TF's allocator statistics, reset before the step
     python benchmarks/layers.py --jit        # the same under XLA
     python benchmarks/layers.py --rounds 5   # quicker
 
-On a GPU, "batch_folded" (grouped conv) joins the regular-conv candidates.
+"batch_folded" (grouped conv) is among the regular-conv candidates where TF
+can differentiate it (cuDNN, XLA, or its oneDNN CPU kernels).
 """
 
 import argparse
@@ -27,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
+from keras_dynconv.layers import per_sample_conv  # noqa: E402
 
 # (name, kind, height=width, in_channels, out_channels, kernel, stride)
 CASES = [
@@ -83,10 +85,12 @@ def peak_memory_mb(fn, x, device):
 
 
 def candidates(kind):
-    gpu = bool(tf.config.list_logical_devices("GPU"))
-    names = ["patches", "per_sample_loop", "mixture"]
-    if kind == "depthwise" or gpu:
-        names.insert(1, "batch_folded")
+    """Formulations that can train here (a grouped conv's gradient needs
+    cuDNN, XLA or TF's oneDNN CPU kernels)."""
+    device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+    names = ["patches", "batch_folded", "per_sample_loop", "mixture"]
+    if kind == "conv" and not per_sample_conv.grouped_conv_gradient_supported(device):
+        names.remove("batch_folded")
     return names
 
 

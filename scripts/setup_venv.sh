@@ -7,7 +7,9 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$root/.venv}"
 extras="${1:-}"
 python="${PYTHON:-python3}"
-if [ ! -x "$venv/bin/python" ]; then
+# A venv without a working pip (an interrupted first run) is made anew.
+if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -m pip --version >/dev/null 2>&1; then
+  rm -rf "$venv"
   "$python" -m venv "$venv" >&2
   "$venv/bin/python" -m pip install -q --upgrade pip >&2
 fi

@@ -48,6 +48,8 @@ def test_a_directory_of_idx_files(tmp_path):
             f.write(header + array.tobytes())
     (x, y), (xt, yt) = fashion_mnist.load_data(str(tmp_path))
     np.testing.assert_array_equal(x, images)
+    (x_path, _), _ = fashion_mnist.load_data(tmp_path)  # a pathlib.Path too
+    np.testing.assert_array_equal(x_path, images)
     np.testing.assert_array_equal(yt, labels)
 
 

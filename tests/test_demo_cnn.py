@@ -48,6 +48,11 @@ def test_cli_errors_name_the_argument(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_anneal_epochs_defaults_to_at_most_the_run():
+    assert demo_cnn.parse_args(["--epochs", "2"]).anneal_epochs == 2.0
+    assert demo_cnn.parse_args([]).anneal_epochs == 4.0
+
+
 def test_bad_source_exits_with_the_loader_message():
     with pytest.raises(SystemExit, match="--source: .*Received: source='nowhere'"):
         demo_cnn.load("nowhere", None)

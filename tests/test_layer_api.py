@@ -28,6 +28,7 @@ LAYERS = {
         ({"temperature": -1.0}, "Received: temperature=-1.0"),
         ({"temperature": float("inf")}, "Received: temperature=inf"),
         ({"temperature": float("nan")}, "Received: temperature=nan"),
+        ({"temperature": True}, "Received: temperature=True"),
         ({"padding": "full"}, "`padding` must be \"valid\" or \"same\" (case-insensitive). Received: padding='full'"),
         ({"strides": 0}, "`strides` must be a positive integer or a tuple of 2 positive integers. Received: strides=0"),
         ({"strides": (1, 2, 3)}, "Received: strides=(1, 2, 3)"),
@@ -52,6 +53,17 @@ def test_bad_layer_specific_args():
         kdc.layers.DynamicDepthwiseConv2D(3, depth_multiplier=0)
     with pytest.raises(ValueError, match=re.escape("needs equal strides along height and width (TensorFlow's depthwise convolution supports no other). Received: strides=(2, 1)")):
         kdc.layers.DynamicDepthwiseConv2D(3, strides=(2, 1))
+
+
+def test_depthwise_refuses_the_conv2d_names_of_its_kernel_arguments():
+    with pytest.raises(ValueError, match=re.escape("takes depthwise_initializer, depthwise_regularizer and depthwise_constraint, as keras.layers.DepthwiseConv2D does. Received: kernel_initializer='ones'")):
+        kdc.layers.DynamicDepthwiseConv2D(3, kernel_initializer="ones")
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_input_smaller_than_the_kernel_span_is_refused_at_build(kind):
+    with pytest.raises(ValueError, match=re.escape("would be zero or negative: the input is smaller than the kernel's span. Received: input_shape=(None, 4, 9, 3), kernel_size=(3, 3), dilation_rate=(2, 2), padding='valid'")):
+        LAYERS[kind](dilation_rate=2).build((None, 4, 9, 3))
 
 
 def test_channels_first_default_is_refused_at_construction():
@@ -265,7 +277,7 @@ def test_fit_compiles_with_xla(formulation):
     [
         (kdc.layers.DynamicConv2D(8, 1), (None, 7, 7, 16), "patches"),
         (kdc.layers.DynamicConv2D(8, 3, padding="same"), (None, 56, 56, 16), "per_sample_loop"),
-        (kdc.layers.DynamicConv2D(8, 3, strides=2, padding="same"), (None, 28, 28, 16), "patches"),
+        (kdc.layers.DynamicConv2D(8, 3, padding="same"), (None, 7, 7, 16), "patches"),
         (kdc.layers.DynamicConv2D(8, 3), (None, None, None, 16), "patches"),
         (kdc.layers.DynamicDepthwiseConv2D(3), (None, 56, 56, 16), "batch_folded"),
         (kdc.layers.DynamicDepthwiseConv2D(5), (None, 12, 12, 16), "batch_folded"),
@@ -278,3 +290,75 @@ def test_auto_formulation_follows_the_measured_table(layer, input_shape, expecte
     assert layer.resolved_formulation == expected
     layer.formulation = "mixture"
     assert layer.resolved_formulation == "mixture"
+
+
+@pytest.mark.parametrize(
+    "initializer",
+    [
+        keras.initializers.GlorotUniform(),
+        keras.initializers.GlorotUniform(seed=3),
+        keras.initializers.GlorotUniform(seed=keras.random.SeedGenerator(1)),
+        keras.initializers.Constant(0.5),
+    ],
+    ids=["unseeded", "int-seed", "seed-generator", "constant"],
+)
+def test_kernels_differ_for_every_kind_of_random_initializer(initializer):
+    layer = kdc.layers.DynamicConv2D(4, 3, kernel_initializer=initializer)
+    layer.build((None, 8, 8, 3))
+    stack = layer.kernel.numpy()
+    if isinstance(initializer, keras.initializers.Constant):
+        np.testing.assert_array_equal(stack, 0.5)
+    else:
+        assert not np.allclose(stack[0], stack[1])
+
+
+def test_annealing_reaches_layers_built_by_the_first_batch():
+    model = keras.Sequential([
+        kdc.layers.DynamicConv2D(4, 3), keras.layers.Flatten(), keras.layers.Dense(1),
+    ])
+    model.compile("sgd", "mse")
+    model.fit(np.zeros((4, 6, 6, 2)), np.zeros((4, 1)), batch_size=2, verbose=0,
+              callbacks=[kdc.callbacks.TemperatureAnnealing(epochs=1)])
+    assert model.layers[0].get_temperature() == pytest.approx(30 - 29 / 2)
+
+
+@pytest.mark.parametrize("formulation", ("auto",) + kdc.layers.FORMULATIONS)
+@pytest.mark.parametrize("kind", LAYERS)
+def test_dilated_same_padding_trains_and_exports_with_unknown_batch(
+    kind, formulation, tmp_path
+):
+    inputs = keras.Input((12, 12, 3))
+    layer = LAYERS[kind](padding="same", dilation_rate=2, formulation=formulation)
+    model = keras.Model(inputs, layer(inputs))
+    model.compile("sgd", "mse")
+    x = np.random.normal(size=(4, 12, 12, 3)).astype("float32")
+    model.fit(x, model.predict(x, verbose=0) * 0, batch_size=3, verbose=0)
+    model.export(str(tmp_path / "saved"), verbose=False)
+
+
+@pytest.mark.parametrize("supported, expected", [(True, "batch_folded"), (False, "patches")])
+def test_auto_uses_grouped_conv_on_mid_sized_maps_only_where_differentiable(
+    supported, expected, monkeypatch
+):
+    from keras_dynconv.layers import per_sample_conv
+
+    monkeypatch.setattr(per_sample_conv, "grouped_conv_gradient_supported",
+                        lambda device: supported)
+    layer = kdc.layers.DynamicConv2D(8, 3, strides=2, padding="same")
+    layer.build((None, 28, 28, 16))  # 14x14 output
+    assert layer.resolved_formulation == expected
+
+
+def test_grouped_conv_gradient_probe_agrees_with_tf():
+    from keras_dynconv.layers import per_sample_conv
+
+    x = tf.ones([1, 4, 4, 4])
+    kernel = tf.Variable(tf.ones([3, 3, 2, 4]))  # 2 groups
+    try:
+        with tf.GradientTape() as tape:
+            y = tf.nn.conv2d(x, kernel, 1, "SAME")
+        tape.gradient(y, kernel).numpy()
+        differentiable = True
+    except tf.errors.OpError:
+        differentiable = False
+    assert per_sample_conv.grouped_conv_gradient_supported("CPU") == differentiable

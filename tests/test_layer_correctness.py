@@ -8,6 +8,7 @@ import tensorflow as tf
 import keras
 
 import keras_dynconv as kdc
+from keras_dynconv.layers import per_sample_conv
 from tests import reference
 
 FORMULATIONS = ("auto",) + kdc.layers.FORMULATIONS
@@ -85,9 +86,11 @@ def test_unknown_batch_and_spatial_size_in_tf_function(kind, formulation):
             )
 
 
-# batch_folded regular convs have no CPU gradient in TF (grouped conv).
+# A grouped conv (batch_folded regular conv) has a CPU gradient only with
+# TF's oneDNN kernels; the layer probes for it.
 DIFFERENTIABLE_ON_CPU = {
-    "conv": ("patches", "per_sample_loop", "mixture"),
+    "conv": ("patches", "per_sample_loop", "mixture")
+    + (("batch_folded",) if per_sample_conv.grouped_conv_gradient_supported("CPU") else ()),
     "depthwise": ("patches", "batch_folded", "per_sample_loop", "mixture"),
 }
 

@@ -51,8 +51,9 @@ def parse_args(argv=None):
                         help='"embedded", "full", "auto" or a directory of the '
                              "official idx files (default: embedded)")
     parser.add_argument("--epochs", type=_positive_int, default=8)
-    parser.add_argument("--anneal-epochs", type=_positive_float, default=4.0,
-                        help="epochs over which tau goes 30 -> 1 (default 4)")
+    parser.add_argument("--anneal-epochs", type=_positive_float, default=None,
+                        help="epochs over which tau goes 30 -> 1 "
+                             "(default: 4, or --epochs if fewer)")
     parser.add_argument("--batch-size", type=_positive_int, default=64)
     parser.add_argument("--train-samples", type=_positive_int, default=None,
                         help="use only the first N training images")
@@ -61,6 +62,8 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     args = parser.parse_args(argv)
+    if args.anneal_epochs is None:
+        args.anneal_epochs = float(min(4, args.epochs))
     if args.anneal_epochs > args.epochs:
         parser.error(f"--anneal-epochs must be <= --epochs. Received: "
                      f"--anneal-epochs={args.anneal_epochs}, --epochs={args.epochs}")

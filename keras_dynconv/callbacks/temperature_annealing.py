@@ -26,7 +26,9 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     a run killed mid-epoch resumes at the temperature it had. The callback
     writes `logs["temperature"]` (at an epoch's end: the value its last step
     used); put it before `CSVLogger` and `TensorBoard`
-    in the callback list so that they record it.
+    in the callback list so that they record it. With `steps_per_execution`
+    > 1, Keras calls batch callbacks once per execution, so the temperature
+    changes once per execution (at most `steps_per_execution - 1` steps late).
 
     Args:
         start: temperature at step 0 (> 0).
@@ -97,7 +99,9 @@ class TemperatureAnnealing(keras.callbacks.Callback):
             step, self._total_steps, self.start, self.end
         )
         for layer in self._layers:
-            layer.temperature.assign(self.temperature)
+            # set_temperature also covers layers that the first batch builds
+            # (subclassed and unbuilt Sequential models).
+            layer.set_temperature(self.temperature)
 
     def on_train_batch_end(self, batch, logs=None):
         if logs is not None:

@@ -77,6 +77,8 @@ def load_data(source="embedded"):
     >>> x_train.shape, x_test.shape
     ((6000, 28, 28), (1000, 28, 28))
     """
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
     if source == "auto":
         source = "full" if _has_all_files(SYSTEM_DIR) else "embedded"
     directory = {"embedded": EMBEDDED_DIR, "full": SYSTEM_DIR}.get(source, source)

@@ -46,7 +46,7 @@ def positive_int(value, name):
 def positive_finite(value, name):
     """A finite float > 0 (temperatures)."""
     try:
-        number = float(value)
+        number = float("nan") if isinstance(value, bool) else float(value)
     except (TypeError, ValueError):
         number = float("nan")
     if not math.isfinite(number) or number <= 0:

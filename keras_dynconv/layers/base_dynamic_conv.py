@@ -154,6 +154,15 @@ class BaseDynamicConv(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: in_channels})
         self._built_spatial_shape = tuple(input_shape[1:3])
+        output_shape = self.compute_output_shape(tuple(input_shape))
+        if any(size is not None and size <= 0 for size in output_shape[1:3]):
+            raise ValueError(
+                f"Computed output size of {self.__class__.__name__} would be "
+                f"zero or negative: the input is smaller than the kernel's "
+                f"span. Received: input_shape={tuple(input_shape)}, "
+                f"kernel_size={self.kernel_size}, "
+                f"dilation_rate={self.dilation_rate}, padding={self.padding!r}"
+            )
         kernel_regularizer, kernel_constraint = per_kernel(
             self.kernel_regularizer, self.kernel_constraint
         )

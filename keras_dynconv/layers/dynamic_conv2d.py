@@ -1,6 +1,7 @@
 """`DynamicConv2D`: a 2D convolution whose kernel is mixed per sample."""
 
 import keras
+import tensorflow as tf
 
 from keras_dynconv.layers import arguments
 from keras_dynconv.layers import per_sample_conv
@@ -37,8 +38,9 @@ class DynamicConv2D(BaseDynamicConv):
         attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
             units.
         formulation: how the per-sample convolution is computed: `"auto"`
-            (fastest measured for the kernel shape), `"patches"`,
-            `"batch_folded"` (grouped conv; its gradient needs a GPU or XLA),
+            (fastest measured for the kernel and output size), `"patches"`,
+            `"batch_folded"` (grouped conv; its gradient needs cuDNN, XLA or
+            TF's oneDNN CPU kernels),
             `"per_sample_loop"` or `"mixture"`. All give the same output.
         kernel_initializer, bias_initializer: applied to each of the K
             kernels/biases with the fans of one kernel.
@@ -76,11 +78,14 @@ class DynamicConv2D(BaseDynamicConv):
 
     PER_SAMPLE_OPS = per_sample_conv.CONV2D
     MIXTURE_OP = staticmethod(per_sample_conv.conv2d_mixture)
-    #: From this many output pixels a sample on, "auto" runs a k x k conv
-    #: (k > 1) as one static conv a sample (map_fn) rather than as im2col +
-    #: batched matmul, whose patches cost kh*kw times the input in memory
-    #: traffic. Measured on CPU, fwd+bwd, batch 32 (docs/design.md).
+    #: Thresholds of "auto" for k x k convs (k > 1), in output pixels per
+    #: sample, measured on CPU, fwd+bwd, batch 32 (docs/design.md). From
+    #: LOOP_FROM on, one static conv a sample (map_fn) is fastest: it moves
+    #: no patches and each conv is big enough to amortise the loop. From
+    #: GROUPED_FROM on, one grouped conv over the folded batch, where TF can
+    #: differentiate it. Below, im2col + one batched matmul.
     LOOP_FROM_OUTPUT_PIXELS = 400
+    GROUPED_FROM_OUTPUT_PIXELS = 100
 
     def __init__(self, filters, kernel_size, **kwargs):
         super().__init__(kernel_size, **kwargs)
@@ -88,10 +93,16 @@ class DynamicConv2D(BaseDynamicConv):
 
     def _auto_formulation(self, output_pixels):
         if self.kernel_size == (1, 1):
-            return "patches"  # a batched matmul: 0.75-1.1x static
-        if output_pixels is not None and output_pixels >= self.LOOP_FROM_OUTPUT_PIXELS:
-            return "per_sample_loop"  # 1.4-1.5x at 28x28 to 56x56
-        return "patches"  # 1.9-3.1x at 7x7 to 14x14, where map_fn is worse
+            return "patches"  # a batched matmul: 0.7-1.1x static
+        if output_pixels is None:
+            return "patches"  # works on every device and size
+        if output_pixels >= self.LOOP_FROM_OUTPUT_PIXELS:
+            return "per_sample_loop"  # 1.0-1.4x at 28x28 to 56x56
+        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+        if (output_pixels >= self.GROUPED_FROM_OUTPUT_PIXELS
+                and per_sample_conv.grouped_conv_gradient_supported(device)):
+            return "batch_folded"  # 1.7x at 14x14 (patches 2.3x, map_fn 2.5x)
+        return "patches"  # 2.5x at 7x7, where grouped conv is 5.6x
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.filters)

@@ -79,6 +79,17 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         depthwise_constraint=None,
         **kwargs,
     ):
+        misnamed = sorted(
+            k for k in kwargs
+            if k in ("kernel_initializer", "kernel_regularizer", "kernel_constraint")
+        )
+        if misnamed:
+            raise ValueError(
+                "DynamicDepthwiseConv2D takes depthwise_initializer, "
+                "depthwise_regularizer and depthwise_constraint, as "
+                "keras.layers.DepthwiseConv2D does. Received: "
+                + ", ".join(f"{k}={kwargs[k]!r}" for k in misnamed)
+            )
         super().__init__(
             kernel_size,
             strides=strides,

@@ -11,12 +11,17 @@ import tensorflow as tf
 
 
 def _per_kernel_initializers(initializer, num_kernels):
-    """One initializer a kernel; a seeded random one gets seed + k, so the
-    kernels differ (a Keras initializer returns the same values every call)."""
+    """One initializer a kernel, so that the K kernels differ.
+
+    A Keras initializer seeded with an int, or unseeded, returns the same
+    values every call: kernel k gets a copy seeded with seed + k (unseeded:
+    a fresh copy, which draws its own seed). One seeded with a SeedGenerator,
+    or without a seed, is called K times as it is.
+    """
     config = initializer.get_config() if hasattr(initializer, "get_config") else {}
-    if "seed" not in config:
+    seed = config.get("seed", "absent")
+    if not (seed is None or isinstance(seed, int)):
         return [initializer] * num_kernels
-    seed = config["seed"]
     return [
         initializer.__class__.from_config(
             {**config, "seed": None if seed is None else seed + k}

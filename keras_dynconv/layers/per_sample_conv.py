@@ -12,7 +12,7 @@ each with a very different cost per device and kernel shape (see
   Built-in ops only, differentiable everywhere, and TFLite-friendly.
 - `"batch_folded"`: the batch is folded into the channel axis, so one static
   op computes every sample: a grouped `conv2d` (regular conv; its gradient
-  needs a GPU or XLA) or a `depthwise_conv2d` over `batch * channels`
+  needs cuDNN, XLA or oneDNN) or a `depthwise_conv2d` over `batch * channels`
   channels (depthwise; differentiable everywhere).
 - `"per_sample_loop"`: `tf.map_fn` over the batch, one static convolution a
   sample. The slow, obviously-correct fallback.
@@ -24,6 +24,8 @@ The first three take the per-sample kernels; `mixture_*` take the kernel
 stack and the attention. All of them take inputs `(batch, height, width,
 channels)` and return `(batch, out_height, out_width, out_channels)`.
 """
+
+import functools
 
 import tensorflow as tf
 
@@ -61,6 +63,26 @@ def _spatial_size(inputs, axis):
     return static if static is not None else tf.shape(inputs)[axis]
 
 
+def pad_explicitly(inputs, kernel_size, strides, padding, dilation_rate):
+    """Zero-pads (b, h, w, c) so that a "valid" window computes `padding`.
+
+    Ops then run with "VALID": TF's "SAME" with dilations cannot infer
+    shapes when the channel count is unknown (the folded batch), and some
+    formulations take windows by hand.
+    """
+    if padding == "valid":
+        return inputs
+    pad_h = _padding_before_after(
+        _spatial_size(inputs, 1), kernel_size[0], strides[0], padding,
+        dilation_rate[0],
+    )
+    pad_w = _padding_before_after(
+        _spatial_size(inputs, 2), kernel_size[1], strides[1], padding,
+        dilation_rate[1],
+    )
+    return tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+
+
 def _taps(inputs, kernel_size, strides, padding, dilation_rate):
     """The kh*kw strided views of the (padded) input, one per kernel position,
     in the row-major order of the kernel's first two axes."""
@@ -68,10 +90,7 @@ def _taps(inputs, kernel_size, strides, padding, dilation_rate):
     height, width = _spatial_size(inputs, 1), _spatial_size(inputs, 2)
     out_h = output_length(height, kh, sh, padding, dh)
     out_w = output_length(width, kw, sw, padding, dw)
-    pad_h = _padding_before_after(height, kh, sh, padding, dh)
-    pad_w = _padding_before_after(width, kw, sw, padding, dw)
-    if any(not isinstance(p, int) or p for p in pad_h + pad_w):
-        inputs = tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+    inputs = pad_explicitly(inputs, kernel_size, strides, padding, dilation_rate)
     taps = []
     for i in range(kh):
         for j in range(kw):
@@ -105,13 +124,7 @@ def _patches(inputs, kernel_size, strides, padding, dilation_rate):
         )
     # TF's depthwise conv needs equal strides: pad as `padding` would, take
     # every window, then subsample.
-    pad_h = _padding_before_after(
-        _spatial_size(inputs, 1), kh, sh, padding, dilation_rate[0]
-    )
-    pad_w = _padding_before_after(
-        _spatial_size(inputs, 2), kw, sw, padding, dilation_rate[1]
-    )
-    padded = tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+    padded = pad_explicitly(inputs, kernel_size, strides, padding, dilation_rate)
     windows = static_depthwise_conv2d(
         padded, one_hot, (1, 1), "valid", dilation_rate
     )
@@ -178,7 +191,8 @@ def _unfold_batch_from_channels(outputs, batch, channels):
 def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
     """Per-sample conv as one grouped conv with one group a sample.
 
-    TF has no CPU gradient for grouped convs outside XLA; cuDNN and XLA have.
+    Its gradient needs cuDNN, XLA or TF's oneDNN CPU kernels (on by default
+    on x86 Linux); `grouped_conv_gradient_supported` tells.
     """
     kh, kw, in_channels, filters = kernels.shape[1:]
     batch = tf.shape(inputs)[0]
@@ -186,14 +200,40 @@ def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
     grouped_kernel = tf.reshape(
         tf.transpose(kernels, [1, 2, 3, 0, 4]), [kh, kw, in_channels, -1]
     )
-    outputs = tf.nn.conv2d(
-        _fold_batch_into_channels(inputs),
-        grouped_kernel,
-        strides=[1, *strides, 1],
-        padding=padding.upper(),
-        dilations=[1, *dilation_rate, 1],
+    outputs = static_conv2d(
+        pad_explicitly(_fold_batch_into_channels(inputs), (kh, kw), strides,
+                       padding, dilation_rate),
+        grouped_kernel, strides, "valid", dilation_rate,
     )
     return _unfold_batch_from_channels(outputs, batch, filters)
+
+
+@functools.lru_cache(maxsize=None)
+def grouped_conv_gradient_supported(device_type):
+    """Whether TF can differentiate a grouped conv on `device_type` ("CPU"
+    or "GPU"): cuDNN and XLA can, TF's CPU kernels only with oneDNN on
+    (`TF_ENABLE_ONEDNN_OPTS`, the default on x86 Linux). Probed once, on a
+    tiny grouped conv, outside any traced function."""
+    # The gradient ops are called directly: init_scope, which escapes the
+    # traced function that may be calling us, also pauses gradient tapes.
+    with tf.init_scope(), tf.device(f"/{device_type}:0"):
+        inputs = tf.ones([1, 3, 3, 2])
+        kernel = tf.ones([1, 1, 1, 2])  # 2 groups of 1 channel
+        upstream = tf.ones([1, 3, 3, 2])
+        args = dict(strides=[1, 1, 1, 1], padding="VALID")
+        try:
+            tf.raw_ops.Conv2DBackpropInput(
+                input_sizes=tf.shape(inputs), filter=kernel,
+                out_backprop=upstream, **args
+            ).numpy()
+            tf.raw_ops.Conv2DBackpropFilter(
+                input=inputs, filter_sizes=tf.shape(kernel),
+                out_backprop=upstream, **args
+            ).numpy()
+        except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError,
+                tf.errors.InternalError):
+            return False
+    return True
 
 
 def depthwise_conv2d_batch_folded(
@@ -206,25 +246,28 @@ def depthwise_conv2d_batch_folded(
     folded_kernel = tf.reshape(
         tf.transpose(kernels, [1, 2, 0, 3, 4]), [kh, kw, -1, multiplier]
     )
-    folded_inputs = _fold_batch_into_channels(inputs)
+    folded_inputs = pad_explicitly(
+        _fold_batch_into_channels(inputs), (kh, kw), strides, padding,
+        dilation_rate,
+    )
     if max(kh, kw) > 3 and tuple(dilation_rate) == (1, 1):
         outputs = _depthwise_conv2d_fast_filter_gradient(
-            folded_inputs, folded_kernel, strides, padding
+            folded_inputs, folded_kernel, strides
         )
     else:
         outputs = static_depthwise_conv2d(
-            folded_inputs, folded_kernel, strides, padding, dilation_rate
+            folded_inputs, folded_kernel, strides, "valid", dilation_rate
         )
     return _unfold_batch_from_channels(outputs, batch, channels * multiplier)
 
 
-def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides, padding):
-    """A depthwise conv whose filter gradient is itself a depthwise conv.
+def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides):
+    """A "valid" depthwise conv whose filter gradient is a depthwise conv.
 
     TF's CPU kernel for the filter gradient of a depthwise conv with batch 1
     and thousands of channels (the folded batch) is 10-35x slower than the
-    forward pass for kernels above 3x3; correlating the padded input with
-    the output gradient as a depthwise conv is as fast as the forward pass.
+    forward pass for kernels above 3x3; correlating the input with the
+    output gradient as a depthwise conv is as fast as the forward pass.
     """
 
     @tf.custom_gradient
@@ -235,32 +278,28 @@ def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides, padding):
                 filter=kernel,
                 out_backprop=upstream,
                 strides=[1, *strides, 1],
-                padding=padding.upper(),
+                padding="VALID",
             )
             return d_inputs, _depthwise_filter_gradient(
-                x, upstream, kernel.shape, strides, padding
+                x, upstream, kernel.shape, strides
             )
 
-        outputs = static_depthwise_conv2d(x, kernel, strides, padding, (1, 1))
+        outputs = static_depthwise_conv2d(x, kernel, strides, "valid", (1, 1))
         return outputs, gradient
 
     return conv(inputs, kernel)
 
 
-def _depthwise_filter_gradient(inputs, upstream, kernel_shape, strides, padding):
-    """d(loss)/d(kernel) of a depthwise conv with batch 1 (dilation 1):
-    dW[i, j, c, m] = sum_p x_pad[p * stride + (i, j), c] * dy[p, c * M + m],
-    a "valid" depthwise conv of x_pad with dy as a kernel dilated by the
-    stride, cut to the kernel's size."""
+def _depthwise_filter_gradient(inputs, upstream, kernel_shape, strides):
+    """d(loss)/d(kernel) of a "valid" depthwise conv, batch 1, dilation 1:
+    dW[i, j, c, m] = sum_p x[p * stride + (i, j), c] * dy[p, c * M + m],
+    a "valid" depthwise conv of x with dy as a kernel dilated by the stride,
+    cut to the kernel's size."""
     kh, kw, _, multiplier = kernel_shape
-    height, width = _spatial_size(inputs, 1), _spatial_size(inputs, 2)
-    pad_h = _padding_before_after(height, kh, strides[0], padding, 1)
-    pad_w = _padding_before_after(width, kw, strides[1], padding, 1)
-    padded = tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
     shape = tf.shape(upstream)
     upstream_as_kernel = tf.reshape(upstream[0], [shape[1], shape[2], -1, multiplier])
     correlation = tf.nn.depthwise_conv2d(
-        padded, upstream_as_kernel, [1, 1, 1, 1], "VALID", dilations=list(strides)
+        inputs, upstream_as_kernel, [1, 1, 1, 1], "VALID", dilations=list(strides)
     )
     return tf.reshape(correlation[0, :kh, :kw], [kh, kw, -1, multiplier])
 
