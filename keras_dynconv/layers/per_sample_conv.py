@@ -200,12 +200,26 @@ def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
     grouped_kernel = tf.reshape(
         tf.transpose(kernels, [1, 2, 3, 0, 4]), [kh, kw, in_channels, -1]
     )
+    folded_inputs, padding = _folded_padding(
+        _fold_batch_into_channels(inputs), (kh, kw), strides, padding,
+        dilation_rate,
+    )
     outputs = static_conv2d(
-        pad_explicitly(_fold_batch_into_channels(inputs), (kh, kw), strides,
-                       padding, dilation_rate),
-        grouped_kernel, strides, "valid", dilation_rate,
+        folded_inputs, grouped_kernel, strides, padding, dilation_rate
     )
     return _unfold_batch_from_channels(outputs, batch, filters)
+
+
+def _folded_padding(folded_inputs, kernel_size, strides, padding, dilation_rate):
+    """TF's "SAME" with dilations cannot infer shapes when the channel count
+    is unknown, as it is for a folded batch: pad explicitly then (a copy of
+    the input), and only then."""
+    if padding == "same" and max(dilation_rate) > 1:
+        padded = pad_explicitly(
+            folded_inputs, kernel_size, strides, padding, dilation_rate
+        )
+        return padded, "valid"
+    return folded_inputs, padding
 
 
 @functools.lru_cache(maxsize=None)
@@ -246,28 +260,28 @@ def depthwise_conv2d_batch_folded(
     folded_kernel = tf.reshape(
         tf.transpose(kernels, [1, 2, 0, 3, 4]), [kh, kw, -1, multiplier]
     )
-    folded_inputs = pad_explicitly(
+    folded_inputs, padding = _folded_padding(
         _fold_batch_into_channels(inputs), (kh, kw), strides, padding,
         dilation_rate,
     )
     if max(kh, kw) > 3 and tuple(dilation_rate) == (1, 1):
         outputs = _depthwise_conv2d_fast_filter_gradient(
-            folded_inputs, folded_kernel, strides
+            folded_inputs, folded_kernel, strides, padding
         )
     else:
         outputs = static_depthwise_conv2d(
-            folded_inputs, folded_kernel, strides, "valid", dilation_rate
+            folded_inputs, folded_kernel, strides, padding, dilation_rate
         )
     return _unfold_batch_from_channels(outputs, batch, channels * multiplier)
 
 
-def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides):
-    """A "valid" depthwise conv whose filter gradient is a depthwise conv.
+def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides, padding):
+    """A depthwise conv (dilation 1) whose filter gradient is a depthwise conv.
 
     TF's CPU kernel for the filter gradient of a depthwise conv with batch 1
     and thousands of channels (the folded batch) is 10-35x slower than the
-    forward pass for kernels above 3x3; correlating the input with the
-    output gradient as a depthwise conv is as fast as the forward pass.
+    forward pass for kernels above 3x3; correlating the padded input with
+    the output gradient as a depthwise conv is as fast as the forward pass.
     """
 
     @tf.custom_gradient
@@ -278,28 +292,33 @@ def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides):
                 filter=kernel,
                 out_backprop=upstream,
                 strides=[1, *strides, 1],
-                padding="VALID",
+                padding=padding.upper(),
             )
+            padded = pad_explicitly(x, kernel.shape[:2], strides, padding, (1, 1))
             return d_inputs, _depthwise_filter_gradient(
-                x, upstream, kernel.shape, strides
+                padded, upstream, kernel.shape, strides
             )
 
-        outputs = static_depthwise_conv2d(x, kernel, strides, "valid", (1, 1))
+        outputs = static_depthwise_conv2d(x, kernel, strides, padding, (1, 1))
         return outputs, gradient
 
     return conv(inputs, kernel)
 
 
-def _depthwise_filter_gradient(inputs, upstream, kernel_shape, strides):
-    """d(loss)/d(kernel) of a "valid" depthwise conv, batch 1, dilation 1:
-    dW[i, j, c, m] = sum_p x[p * stride + (i, j), c] * dy[p, c * M + m],
-    a "valid" depthwise conv of x with dy as a kernel dilated by the stride,
-    cut to the kernel's size."""
+def _depthwise_filter_gradient(padded, upstream, kernel_shape, strides):
+    """d(loss)/d(kernel) of a depthwise conv, batch 1, dilation 1, from its
+    explicitly padded input:
+    dW[i, j, c, m] = sum_p x_pad[p * stride + (i, j), c] * dy[p, c * M + m],
+    a "valid" depthwise conv of x_pad with dy as a kernel dilated by the
+    stride, cut to the kernel's size."""
     kh, kw, _, multiplier = kernel_shape
     shape = tf.shape(upstream)
-    upstream_as_kernel = tf.reshape(upstream[0], [shape[1], shape[2], -1, multiplier])
+    upstream_as_kernel = tf.reshape(
+        upstream[0], [shape[1], shape[2], -1, multiplier]
+    )
     correlation = tf.nn.depthwise_conv2d(
-        inputs, upstream_as_kernel, [1, 1, 1, 1], "VALID", dilations=list(strides)
+        padded, upstream_as_kernel, [1, 1, 1, 1], "VALID",
+        dilations=list(strides),
     )
     return tf.reshape(correlation[0, :kh, :kw], [kh, kw, -1, multiplier])
 
