@@ -204,22 +204,4 @@ def preprocess_input(x, data_format=None):
     )
 
 
-def decode_predictions(preds, top=5):
-    """`keras.applications.mobilenet_v2.decode_predictions`: the top ImageNet
-    classes of 1000-class predictions (downloads the class index once).
-
-    Args:
-        preds: `(batch, 1000)` predictions.
-        top: how many classes to return per sample.
-
-    Returns:
-        A list, per sample, of `(class_id, class_name, score)` tuples.
-
-    Raises:
-        ValueError: if `preds` is not `(batch, 1000)`.
-
-    Example (not run by the tests: it downloads the ImageNet class index):
-
-        labels = kdc.applications.mobilenet_v2.decode_predictions(preds, top=3)
-    """
-    return keras.applications.mobilenet_v2.decode_predictions(preds, top=top)
+decode_predictions = _common.decode_predictions

@@ -304,42 +304,5 @@ for _fn, _variant, _row in (
     )
 
 
-def preprocess_input(x, data_format=None):
-    """A pass-through, as `keras.applications.mobilenet_v3.preprocess_input`:
-    the models rescale `[0, 255]` inputs themselves (`include_preprocessing`).
-
-    Args:
-        x: images, values in `[0, 255]`.
-        data_format: unused; kept for the keras.applications signature.
-
-    Returns:
-        `x`, unchanged.
-
-    Example:
-
-    >>> kdc.applications.mobilenet_v3.preprocess_input(np.array([0.0, 255.0]))
-    array([  0., 255.])
-    """
-    del data_format
-    return x
-
-
-def decode_predictions(preds, top=5):
-    """`keras.applications.mobilenet_v3.decode_predictions`: the top ImageNet
-    classes of 1000-class predictions (downloads the class index once).
-
-    Args:
-        preds: `(batch, 1000)` predictions.
-        top: how many classes to return per sample.
-
-    Returns:
-        A list, per sample, of `(class_id, class_name, score)` tuples.
-
-    Raises:
-        ValueError: if `preds` is not `(batch, 1000)`.
-
-    Example (not run by the tests: it downloads the ImageNet class index):
-
-        labels = kdc.applications.mobilenet_v3.decode_predictions(preds)
-    """
-    return keras.applications.mobilenet_v3.decode_predictions(preds, top=top)
+preprocess_input = _common.passthrough_preprocess_input
+decode_predictions = _common.decode_predictions

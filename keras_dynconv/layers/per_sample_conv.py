@@ -64,12 +64,8 @@ def _spatial_size(inputs, axis):
 
 
 def pad_explicitly(inputs, kernel_size, strides, padding, dilation_rate):
-    """Zero-pads (b, h, w, c) so that a "valid" window computes `padding`.
-
-    Ops then run with "VALID": TF's "SAME" with dilations cannot infer
-    shapes when the channel count is unknown (the folded batch), and some
-    formulations take windows by hand.
-    """
+    """Zero-pads (b, h, w, c) as TF's `padding` would, so that an op run
+    with "VALID", or windows taken by hand, compute `padding`."""
     if padding == "valid":
         return inputs
     pad_h = _padding_before_after(
