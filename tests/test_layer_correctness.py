@@ -8,7 +8,7 @@ import tensorflow as tf
 import keras
 
 import keras_dynconv as kdc
-from keras_dynconv.layers import per_sample_conv
+from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported
 from tests import reference
 
 FORMULATIONS = ("auto",) + kdc.layers.FORMULATIONS
@@ -90,7 +90,7 @@ def test_unknown_batch_and_spatial_size_in_tf_function(kind, formulation):
 # TF's oneDNN kernels; the layer probes for it.
 DIFFERENTIABLE_ON_CPU = {
     "conv": ("patches", "per_sample_loop", "mixture")
-    + (("batch_folded",) if per_sample_conv.grouped_conv_gradient_supported("CPU") else ()),
+    + (("batch_folded",) if grouped_conv_gradient_supported("CPU") else ()),
     "depthwise": ("patches", "batch_folded", "per_sample_loop", "mixture"),
 }
 

@@ -3,42 +3,62 @@
 A dynamic layer holds `num_kernels` kernels and biases of one shape and, per
 input sample x, applies `conv(x, sum_k pi_k W_k) + sum_k pi_k b_k` with
 `pi(x) = softmax(FC2(ReLU(FC1(GlobalAvgPool(x)))) / temperature)`.
-Subclasses say only what a kernel looks like and which per-sample
-convolutions compute it (`per_sample_conv`).
+Subclasses say only what a kernel looks like (`KIND`, `_kernel_shape`,
+`_out_channels`); how the per-sample convolution is computed is a
+formulation (`keras_dynconv.ops.per_sample_conv`), chosen by
+`formulation_policy` when the layer is traced.
 """
+
+import functools
 
 import keras
 import tensorflow as tf
 
 from keras_dynconv.layers import arguments
-from keras_dynconv.layers import per_sample_conv
+from keras_dynconv.layers import formulation_policy
 from keras_dynconv.layers.kernel_stack import PerKernelInitializer
 from keras_dynconv.layers.kernel_stack import per_kernel
+from keras_dynconv.ops import per_sample_conv
+from keras_dynconv.ops.conv_geometry import output_length
+
+FORMULATION_CHOICES = ("auto",) + per_sample_conv.FORMULATIONS
 
 
 class BaseDynamicConv(keras.layers.Layer):
-    """Base of `DynamicConv2D` and `DynamicDepthwiseConv2D`; not public."""
+    """Base of `DynamicConv2D` and `DynamicDepthwiseConv2D`; not public.
+
+    Subclasses spell out their Keras twin's arguments and pass them here by
+    keyword; `kernel_*` are the per-kernel initializer, regularizer and
+    constraint (named `depthwise_*` by the depthwise layer).
+    """
+
+    #: "conv" or "depthwise": the ops and policy rows the layer uses.
+    KIND = None
+    #: The prefix of the kernel initializer, regularizer and constraint
+    #: arguments, as in Conv2D ("kernel") / DepthwiseConv2D ("depthwise").
+    KERNEL_ARG_PREFIX = "kernel"
 
     def __init__(
         self,
+        *,
         kernel_size,
-        strides=1,
-        padding="valid",
-        data_format=None,
-        dilation_rate=1,
-        activation=None,
-        use_bias=True,
-        num_kernels=4,
-        temperature=30.0,
-        attention_reduction=4,
-        formulation="auto",
-        kernel_initializer="glorot_uniform",
-        bias_initializer="zeros",
-        kernel_regularizer=None,
-        bias_regularizer=None,
-        activity_regularizer=None,
-        kernel_constraint=None,
-        bias_constraint=None,
+        strides,
+        padding,
+        data_format,
+        dilation_rate,
+        activation,
+        use_bias,
+        kernel_initializer,
+        bias_initializer,
+        kernel_regularizer,
+        bias_regularizer,
+        activity_regularizer,
+        kernel_constraint,
+        bias_constraint,
+        num_kernels,
+        temperature,
+        attention_reduction,
+        formulation,
         **kwargs,
     ):
         arguments.tensorflow_backend()
@@ -66,60 +86,65 @@ class BaseDynamicConv(keras.layers.Layer):
         self.kernel_constraint = keras.constraints.get(kernel_constraint)
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(ndim=4)
-
-    # -- what subclasses define ----------------------------------------------
-
-    #: {formulation: fn(inputs, per_sample_kernels, strides, padding, dilation)}
-    PER_SAMPLE_OPS = None
-    #: fn(inputs, kernel_stack, attention, strides, padding, dilation)
-    MIXTURE_OP = None
-    #: "kernel" or "depthwise": the prefix of the initializer, regularizer
-    #: and constraint arguments, as in Conv2D / DepthwiseConv2D.
-    KERNEL_ARG_PREFIX = "kernel"
+        self._last_formulation = None
 
     def _kernel_shape(self, in_channels):
         """Shape of ONE kernel, e.g. (kh, kw, in, filters)."""
         raise NotImplementedError
 
     def _out_channels(self, in_channels):
+        """Output channels for `in_channels` inputs (None if unknown)."""
         raise NotImplementedError
 
     # -- formulation -----------------------------------------------------------
 
+    @staticmethod
+    def check_formulation(value):
+        """Raises ValueError unless `value` is "auto" or a formulation name."""
+        return arguments.choice(value, "formulation", FORMULATION_CHOICES)
+
     @property
     def formulation(self):
-        """How the layer computes its output: "auto" or one of
-        `per_sample_conv.FORMULATIONS`. Every choice gives the same output;
-        they differ in speed per device and in what TFLite can run. Set it
-        before a model is compiled, exported or converted (traced functions
-        keep the formulation they were traced with)."""
+        """How the layer computes its output: "auto" (the
+        `formulation_policy` choice for the device, shape and purpose each
+        trace sees) or one of `kdc.layers.FORMULATIONS`. Every choice gives
+        the same output. Set it before a model is compiled, exported or
+        converted: traced functions keep the formulation they were traced
+        with."""
         return self._formulation
 
     @formulation.setter
     def formulation(self, value):
-        self._formulation = arguments.choice(
-            value, "formulation", ("auto",) + per_sample_conv.FORMULATIONS
-        )
+        self._formulation = self.check_formulation(value)
 
     @property
     def resolved_formulation(self):
-        """The formulation that `call` uses ("auto" resolved)."""
+        """The formulation the latest call traced, "auto" resolved.
+
+        Before the first call: what the policy gives for the shape the layer
+        was built with, for training on the default device. None when the
+        choice depends on an output size not known then (the layer then
+        chooses at run time among the policy's `size_rules`).
+        """
         if self._formulation != "auto":
             return self._formulation
-        return self._auto_formulation(self._output_pixels())
+        if self._last_formulation is not None:
+            return self._last_formulation
+        spatial = getattr(self, "_built_spatial_shape", (None, None))
+        return formulation_policy.choose(
+            self.KIND, self.kernel_size, self._output_size(spatial),
+            formulation_policy.device_type_of(None), "training",
+        )
 
-    def _auto_formulation(self, output_pixels):
-        """The fastest formulation measured on CPU for this kernel and an
-        output of `output_pixels` (height * width; None if unknown)."""
-        raise NotImplementedError
-
-    def _output_pixels(self):
-        """Output height * width per sample, where build saw it; else None."""
-        spatial = getattr(self, "_built_spatial_shape", None)
-        if spatial is None or None in spatial:
-            return None
-        _, height, width, _ = self.compute_output_shape((None, *spatial, 1))
-        return height * width
+    def _output_size(self, spatial_shape):
+        """(out_h, out_w) for an input of `spatial_shape`; None entries for
+        unknown sizes."""
+        return tuple(
+            None if size is None else output_length(size, k, s, self.padding, d)
+            for size, k, s, d in zip(
+                spatial_shape, self.kernel_size, self.strides, self.dilation_rate
+            )
+        )
 
     # -- temperature -----------------------------------------------------------
 
@@ -154,8 +179,8 @@ class BaseDynamicConv(keras.layers.Layer):
             )
         self.input_spec = keras.layers.InputSpec(ndim=4, axes={-1: in_channels})
         self._built_spatial_shape = tuple(input_shape[1:3])
-        output_shape = self.compute_output_shape(tuple(input_shape))
-        if any(size is not None and size <= 0 for size in output_shape[1:3]):
+        output_size = self._output_size(self._built_spatial_shape)
+        if any(size is not None and size <= 0 for size in output_size):
             raise ValueError(
                 f"Computed output size of {self.__class__.__name__} would be "
                 f"zero or negative: the input is smaller than the kernel's "
@@ -175,14 +200,13 @@ class BaseDynamicConv(keras.layers.Layer):
             regularizer=kernel_regularizer,
             constraint=kernel_constraint,
         )
-        out_channels = self._out_channels(in_channels)
         if self.use_bias:
             bias_regularizer, bias_constraint = per_kernel(
                 self.bias_regularizer, self.bias_constraint
             )
             self.bias = self.add_weight(
                 name="bias",
-                shape=(self.num_kernels, out_channels),
+                shape=(self.num_kernels, self._out_channels(in_channels)),
                 initializer=PerKernelInitializer(
                     self.bias_initializer, self.num_kernels
                 ),
@@ -191,29 +215,33 @@ class BaseDynamicConv(keras.layers.Layer):
             )
         else:
             self.bias = None
-        # The attention branch always computes in float32 (autocast=False):
-        # the softmax of logits / 30 loses its spread in float16.
-        hidden = max(1, in_channels // self.attention_reduction)
-        self.attention_hidden_kernel = self.add_weight(
-            name="attention_hidden_kernel", shape=(in_channels, hidden),
-            initializer="glorot_uniform", dtype="float32", autocast=False,
-        )
-        self.attention_hidden_bias = self.add_weight(
-            name="attention_hidden_bias", shape=(hidden,),
-            initializer="zeros", dtype="float32", autocast=False,
-        )
-        self.attention_logits_kernel = self.add_weight(
-            name="attention_logits_kernel", shape=(hidden, self.num_kernels),
-            initializer="glorot_uniform", dtype="float32", autocast=False,
-        )
-        self.attention_logits_bias = self.add_weight(
-            name="attention_logits_bias", shape=(self.num_kernels,),
-            initializer="zeros", dtype="float32", autocast=False,
-        )
+        self._build_attention(in_channels)
         self.temperature = self.add_weight(
             name="temperature", shape=(),
             initializer=keras.initializers.Constant(self._initial_temperature),
             dtype="float32", trainable=False, autocast=False,
+        )
+
+    def _build_attention(self, in_channels):
+        # The attention branch always computes in float32 (autocast=False):
+        # the softmax of logits / 30 loses its spread in float16.
+        hidden = max(1, in_channels // self.attention_reduction)
+        float32 = dict(dtype="float32", autocast=False)
+        self.attention_hidden_kernel = self.add_weight(
+            name="attention_hidden_kernel", shape=(in_channels, hidden),
+            initializer="glorot_uniform", **float32,
+        )
+        self.attention_hidden_bias = self.add_weight(
+            name="attention_hidden_bias", shape=(hidden,),
+            initializer="zeros", **float32,
+        )
+        self.attention_logits_kernel = self.add_weight(
+            name="attention_logits_kernel", shape=(hidden, self.num_kernels),
+            initializer="glorot_uniform", **float32,
+        )
+        self.attention_logits_bias = self.add_weight(
+            name="attention_logits_bias", shape=(self.num_kernels,),
+            initializer="zeros", **float32,
         )
 
     # -- forward ---------------------------------------------------------------
@@ -224,52 +252,95 @@ class BaseDynamicConv(keras.layers.Layer):
         Rows are softmax distributions: each entry in [0, 1], each row sums
         to 1. This is exactly what `call` mixes the kernels with.
         """
-        pooled = tf.reduce_mean(tf.cast(inputs, "float32"), axis=[1, 2])
-        hidden = tf.nn.relu(
-            tf.matmul(pooled, self.attention_hidden_kernel)
+        ops = keras.ops
+        pooled = ops.mean(ops.cast(inputs, "float32"), axis=(1, 2))
+        hidden = ops.relu(
+            ops.matmul(pooled, self.attention_hidden_kernel)
             + self.attention_hidden_bias
         )
         logits = (
-            tf.matmul(hidden, self.attention_logits_kernel)
+            ops.matmul(hidden, self.attention_logits_kernel)
             + self.attention_logits_bias
         )
-        return tf.nn.softmax(logits / self.temperature, axis=-1)
+        return ops.softmax(logits / self.temperature, axis=-1)
 
-    def call(self, inputs):
-        attention = tf.cast(self.attention(inputs), self.compute_dtype)
-        kernel_stack = tf.convert_to_tensor(self.kernel)
-        conv_args = (self.strides, self.padding, self.dilation_rate)
-        formulation = self.resolved_formulation
-        if formulation == "mixture":
-            outputs = self.MIXTURE_OP(inputs, kernel_stack, attention, *conv_args)
-        else:
-            # Kernel aggregation: (batch, K) @ (K, kh*kw*in*out), one matmul.
-            kernels = tf.reshape(
-                tf.matmul(attention, tf.reshape(kernel_stack, [self.num_kernels, -1])),
-                [-1, *kernel_stack.shape[1:]],
+    def call(self, inputs, training=None):
+        attention = keras.ops.cast(self.attention(inputs), self.compute_dtype)
+        purpose = formulation_policy.current_purpose(training)
+        formulation = self._formulation
+        if formulation == "auto":
+            formulation = formulation_policy.choose(
+                self.KIND, self.kernel_size,
+                self._output_size(tuple(inputs.shape[1:3])),
+                formulation_policy.device_type_of(inputs), purpose,
             )
-            outputs = self.PER_SAMPLE_OPS[formulation](inputs, kernels, *conv_args)
+        self._last_formulation = formulation
+        if formulation is None:
+            outputs = self._convolve_by_output_size(inputs, attention, purpose)
+        else:
+            outputs = self._convolve(inputs, attention, formulation, purpose)
         if self.use_bias:
-            biases = tf.matmul(attention, tf.convert_to_tensor(self.bias))
-            outputs = outputs + biases[:, tf.newaxis, tf.newaxis, :]
+            biases = keras.ops.matmul(attention, self.bias)
+            outputs = outputs + biases[:, None, None, :]
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
 
+    def _convolve(self, inputs, attention, formulation, purpose):
+        """The per-sample convolution of `inputs`, bias not added."""
+        kernel_stack = tf.convert_to_tensor(self.kernel)
+        conv_args = (self.strides, self.padding, self.dilation_rate)
+        ops = per_sample_conv.CONV2D if self.KIND == "conv" else per_sample_conv.DEPTHWISE_CONV2D
+        if formulation == "mixture":
+            return ops["mixture"](inputs, kernel_stack, attention, *conv_args)
+        # Kernel aggregation: (batch, K) @ (K, kh*kw*in*out), one matmul.
+        kernels = keras.ops.reshape(
+            keras.ops.matmul(
+                attention, keras.ops.reshape(kernel_stack, (self.num_kernels, -1))
+            ),
+            (-1, *kernel_stack.shape[1:]),
+        )
+        if inputs.shape[0] == 1 and purpose != "export":
+            # One sample, one kernel: a static op. (An exported model keeps
+            # its formulation: TFLite delegates a batched matmul but not a
+            # conv whose filter is computed at run time.)
+            return per_sample_conv.single_sample(
+                per_sample_conv.STATIC_OP[self.KIND], inputs, kernels, *conv_args
+            )
+        return ops[formulation](inputs, kernels, *conv_args)
+
+    def _convolve_by_output_size(self, inputs, attention, purpose):
+        """The size is unknown when traced: switch among the policy's rules
+        on the output size at run time."""
+        rules = formulation_policy.size_rules(
+            self.KIND, self.kernel_size,
+            formulation_policy.device_type_of(inputs), purpose,
+        )
+        shape = tf.shape(inputs)
+        out_h, out_w = self._output_size((shape[1], shape[2]))
+        pixels = out_h * out_w
+        index = tf.add_n(
+            [tf.constant(0)] + [
+                tf.cast(pixels >= rule.from_output_pixels, tf.int32)
+                for rule in rules[1:]
+            ]
+        )
+        branches = [
+            functools.partial(
+                self._convolve, inputs, attention, rule.formulation, purpose
+            )
+            for rule in rules
+        ]
+        return tf.switch_case(index, branches)
+
     def compute_output_shape(self, input_shape):
         batch, height, width, in_channels = input_shape
-        out = [
-            None
-            if size is None
-            else per_sample_conv.output_length(size, k, s, self.padding, d)
-            for size, k, s, d in zip(
-                (height, width), self.kernel_size, self.strides, self.dilation_rate
-            )
-        ]
-        return (batch, *out, self._out_channels(in_channels))
+        out_h, out_w = self._output_size((height, width))
+        return (batch, out_h, out_w, self._out_channels(in_channels))
 
     def get_config(self):
         config = super().get_config()
+        prefix = self.KERNEL_ARG_PREFIX
         config.update(
             {
                 "kernel_size": self.kernel_size,
@@ -279,13 +350,14 @@ class BaseDynamicConv(keras.layers.Layer):
                 "dilation_rate": self.dilation_rate,
                 "activation": keras.activations.serialize(self.activation),
                 "use_bias": self.use_bias,
-                "num_kernels": self.num_kernels,
-                # The current value, so a clone continues where this layer is.
-                "temperature": self.get_temperature(),
-                "attention_reduction": self.attention_reduction,
-                "formulation": self.formulation,
+                f"{prefix}_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
                 "bias_initializer": keras.initializers.serialize(
                     self.bias_initializer
+                ),
+                f"{prefix}_regularizer": keras.regularizers.serialize(
+                    self.kernel_regularizer
                 ),
                 "bias_regularizer": keras.regularizers.serialize(
                     self.bias_regularizer
@@ -293,18 +365,17 @@ class BaseDynamicConv(keras.layers.Layer):
                 "activity_regularizer": keras.regularizers.serialize(
                     self.activity_regularizer
                 ),
+                f"{prefix}_constraint": keras.constraints.serialize(
+                    self.kernel_constraint
+                ),
                 "bias_constraint": keras.constraints.serialize(
                     self.bias_constraint
                 ),
-                f"{self.KERNEL_ARG_PREFIX}_initializer": keras.initializers.serialize(
-                    self.kernel_initializer
-                ),
-                f"{self.KERNEL_ARG_PREFIX}_regularizer": keras.regularizers.serialize(
-                    self.kernel_regularizer
-                ),
-                f"{self.KERNEL_ARG_PREFIX}_constraint": keras.constraints.serialize(
-                    self.kernel_constraint
-                ),
+                "num_kernels": self.num_kernels,
+                # The current value, so a clone continues where this layer is.
+                "temperature": self.get_temperature(),
+                "attention_reduction": self.attention_reduction,
+                "formulation": self.formulation,
             }
         )
         return config

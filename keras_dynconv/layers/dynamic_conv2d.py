@@ -1,10 +1,8 @@
 """`DynamicConv2D`: a 2D convolution whose kernel is mixed per sample."""
 
 import keras
-import tensorflow as tf
 
 from keras_dynconv.layers import arguments
-from keras_dynconv.layers import per_sample_conv
 from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
 
 
@@ -22,7 +20,8 @@ class DynamicConv2D(BaseDynamicConv):
 
     With `num_kernels=1` the layer computes exactly `keras.layers.Conv2D`.
 
-    Args:
+    Args (those of `keras.layers.Conv2D`, in its order, then the dynamic
+    layer's own):
         filters: int, the number of output channels.
         kernel_size: int or tuple of 2 ints, the window size.
         strides: int or tuple of 2 ints. Cannot exceed 1 together with
@@ -30,23 +29,25 @@ class DynamicConv2D(BaseDynamicConv):
         padding: `"valid"` or `"same"` (case-insensitive).
         data_format: only `"channels_last"` (or None with that default).
         dilation_rate: int or tuple of 2 ints.
+        groups: only 1 (a grouped dynamic conv is refused).
         activation: activation applied to the output, or None.
         use_bias: whether the layer holds `num_kernels` biases.
+        kernel_initializer, bias_initializer: applied to each of the K
+            kernels/biases with the fans of one kernel.
+        kernel_regularizer, bias_regularizer: summed over the K kernels.
+        activity_regularizer: on the output.
+        kernel_constraint, bias_constraint: applied to each kernel.
         num_kernels: K, the number of kernels mixed (the paper uses 4).
         temperature: initial softmax temperature (> 0). Kept in the
             non-trainable variable `layer.temperature`.
         attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
             units.
         formulation: how the per-sample convolution is computed: `"auto"`
-            (fastest measured for the kernel and output size), `"patches"`,
-            `"batch_folded"` (grouped conv; its gradient needs cuDNN, XLA or
-            TF's oneDNN CPU kernels),
-            `"per_sample_loop"` or `"mixture"`. All give the same output.
-        kernel_initializer, bias_initializer: applied to each of the K
-            kernels/biases with the fans of one kernel.
-        kernel_regularizer, bias_regularizer: summed over the K kernels.
-        activity_regularizer: on the output.
-        kernel_constraint, bias_constraint: applied to each kernel.
+            (`kdc.layers.formulation_policy` chooses by device, kernel,
+            output size and purpose whenever the layer is traced),
+            `"patches"`, `"batch_folded"` (grouped conv; its gradient needs
+            cuDNN, XLA or TF's oneDNN CPU kernels), `"per_sample_loop"` or
+            `"mixture"`. All give the same output.
 
     Input shape:
         `(batch, height, width, in_channels)`; batch may be unknown.
@@ -74,35 +75,65 @@ class DynamicConv2D(BaseDynamicConv):
     (4, 3, 3, 8, 32)
     >>> layer.attention(x).shape
     TensorShape([2, 4])
+    >>> kdc.layers.DynamicConv2D(8, 3, 2, "same")(x).shape  # Conv2D's order
+    TensorShape([2, 8, 8, 8])
     """
 
-    PER_SAMPLE_OPS = per_sample_conv.CONV2D
-    MIXTURE_OP = staticmethod(per_sample_conv.conv2d_mixture)
-    #: Thresholds of "auto" for k x k convs (k > 1), in output pixels per
-    #: sample, measured on CPU, fwd+bwd, batch 32 (docs/design.md). From
-    #: LOOP_FROM on, one static conv a sample (map_fn) is fastest: it moves
-    #: no patches and each conv is big enough to amortise the loop. From
-    #: GROUPED_FROM on, one grouped conv over the folded batch, where TF can
-    #: differentiate it. Below, im2col + one batched matmul.
-    LOOP_FROM_OUTPUT_PIXELS = 400
-    GROUPED_FROM_OUTPUT_PIXELS = 100
+    KIND = "conv"
 
-    def __init__(self, filters, kernel_size, **kwargs):
-        super().__init__(kernel_size, **kwargs)
+    def __init__(
+        self,
+        filters,
+        kernel_size,
+        strides=(1, 1),
+        padding="valid",
+        data_format=None,
+        dilation_rate=(1, 1),
+        groups=1,
+        activation=None,
+        use_bias=True,
+        kernel_initializer="glorot_uniform",
+        bias_initializer="zeros",
+        kernel_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
+        kernel_constraint=None,
+        bias_constraint=None,
+        num_kernels=4,
+        temperature=30.0,
+        attention_reduction=4,
+        formulation="auto",
+        **kwargs,
+    ):
+        super().__init__(
+            kernel_size=kernel_size,
+            strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
+            kernel_initializer=kernel_initializer,
+            bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
+            kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint,
+            num_kernels=num_kernels,
+            temperature=temperature,
+            attention_reduction=attention_reduction,
+            formulation=formulation,
+            **kwargs,
+        )
         self.filters = arguments.positive_int(filters, "filters")
-
-    def _auto_formulation(self, output_pixels):
-        if self.kernel_size == (1, 1):
-            return "patches"  # a batched matmul: 0.7-1.1x static
-        if output_pixels is None:
-            return "patches"  # works on every device and size
-        if output_pixels >= self.LOOP_FROM_OUTPUT_PIXELS:
-            return "per_sample_loop"  # 1.0-1.4x at 28x28 to 56x56
-        device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
-        if (output_pixels >= self.GROUPED_FROM_OUTPUT_PIXELS
-                and per_sample_conv.grouped_conv_gradient_supported(device)):
-            return "batch_folded"  # 1.7x at 14x14 (patches 2.3x, map_fn 2.5x)
-        return "patches"  # 2.5x at 7x7, where grouped conv is 5.6x
+        if groups != 1:
+            raise ValueError(
+                "DynamicConv2D supports only groups=1 (every input channel "
+                "feeds every filter); for per-channel kernels use "
+                f"DynamicDepthwiseConv2D. Received: groups={groups!r}"
+            )
+        self.groups = 1
 
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.filters)
@@ -111,4 +142,4 @@ class DynamicConv2D(BaseDynamicConv):
         return self.filters
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters}
+        return {**super().get_config(), "filters": self.filters, "groups": self.groups}

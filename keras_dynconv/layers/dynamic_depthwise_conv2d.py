@@ -3,7 +3,6 @@
 import keras
 
 from keras_dynconv.layers import arguments
-from keras_dynconv.layers import per_sample_conv
 from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
 
 
@@ -15,7 +14,8 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
     mixed per sample by `softmax(z(x) / temperature)`. With `num_kernels=1`
     it computes exactly `keras.layers.DepthwiseConv2D`.
 
-    Args:
+    Args (those of `keras.layers.DepthwiseConv2D`, in its order, then the
+    dynamic layer's own):
         kernel_size: int or tuple of 2 ints, the window size.
         strides: int or tuple of 2 equal ints. Cannot exceed 1 together
             with `dilation_rate`.
@@ -25,19 +25,20 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         dilation_rate: int or tuple of 2 ints.
         activation: activation applied to the output, or None.
         use_bias: whether the layer holds `num_kernels` biases.
-        num_kernels: K, the number of kernels mixed (the paper uses 4).
-        temperature: initial softmax temperature (> 0), kept in the
-            non-trainable variable `layer.temperature`.
-        attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
-            units.
-        formulation: `"auto"` (fastest measured), `"patches"` (9-tap
-            multiply-add), `"batch_folded"` (one depthwise conv over
-            batch * channels), `"per_sample_loop"` or `"mixture"`.
         depthwise_initializer, bias_initializer: applied to each of the K
             kernels/biases with the fans of one kernel.
         depthwise_regularizer, bias_regularizer: summed over the K kernels.
         activity_regularizer: on the output.
         depthwise_constraint, bias_constraint: applied to each kernel.
+        num_kernels: K, the number of kernels mixed (the paper uses 4).
+        temperature: initial softmax temperature (> 0), kept in the
+            non-trainable variable `layer.temperature`.
+        attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
+            units.
+        formulation: `"auto"` (`kdc.layers.formulation_policy` chooses
+            whenever the layer is traced), `"patches"` (9-tap multiply-add),
+            `"batch_folded"` (one depthwise conv over batch * channels),
+            `"per_sample_loop"` or `"mixture"`. All give the same output.
 
     Input shape:
         `(batch, height, width, channels)`; batch may be unknown.
@@ -63,20 +64,34 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
     TensorShape([2, 16, 16, 8])
     >>> tuple(layer.kernel.shape)
     (4, 3, 3, 8, 1)
+    >>> kdc.layers.DynamicDepthwiseConv2D(3, 2, "same", 2)(x).shape  # Keras' order
+    TensorShape([2, 8, 8, 16])
     """
 
-    PER_SAMPLE_OPS = per_sample_conv.DEPTHWISE_CONV2D
-    MIXTURE_OP = staticmethod(per_sample_conv.depthwise_conv2d_mixture)
+    KIND = "depthwise"
     KERNEL_ARG_PREFIX = "depthwise"
 
     def __init__(
         self,
         kernel_size,
-        strides=1,
+        strides=(1, 1),
+        padding="valid",
         depth_multiplier=1,
+        data_format=None,
+        dilation_rate=(1, 1),
+        activation=None,
+        use_bias=True,
         depthwise_initializer="glorot_uniform",
+        bias_initializer="zeros",
         depthwise_regularizer=None,
+        bias_regularizer=None,
+        activity_regularizer=None,
         depthwise_constraint=None,
+        bias_constraint=None,
+        num_kernels=4,
+        temperature=30.0,
+        attention_reduction=4,
+        formulation="auto",
         **kwargs,
     ):
         misnamed = sorted(
@@ -91,11 +106,24 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
                 + ", ".join(f"{k}={kwargs[k]!r}" for k in misnamed)
             )
         super().__init__(
-            kernel_size,
+            kernel_size=kernel_size,
             strides=strides,
+            padding=padding,
+            data_format=data_format,
+            dilation_rate=dilation_rate,
+            activation=activation,
+            use_bias=use_bias,
             kernel_initializer=depthwise_initializer,
+            bias_initializer=bias_initializer,
             kernel_regularizer=depthwise_regularizer,
+            bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer,
             kernel_constraint=depthwise_constraint,
+            bias_constraint=bias_constraint,
+            num_kernels=num_kernels,
+            temperature=temperature,
+            attention_reduction=attention_reduction,
+            formulation=formulation,
             **kwargs,
         )
         self.depth_multiplier = arguments.positive_int(
@@ -108,17 +136,11 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
                 f"Received: strides={strides!r}"
             )
 
-    def _auto_formulation(self, output_pixels):
-        # One depthwise conv over batch * channels, measured on CPU, fwd+bwd,
-        # batch 32 (docs/design.md): 1.6-2.9x static for 3x3 (map_fn
-        # 1.9-9x), 1.0-1.35x for 5x5 (map_fn 3.8-6.5x).
-        return "batch_folded"
-
     def _kernel_shape(self, in_channels):
         return (*self.kernel_size, in_channels, self.depth_multiplier)
 
     def _out_channels(self, in_channels):
-        return in_channels * self.depth_multiplier
+        return None if in_channels is None else in_channels * self.depth_multiplier
 
     def get_config(self):
         return {**super().get_config(), "depth_multiplier": self.depth_multiplier}

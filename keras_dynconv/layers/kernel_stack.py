@@ -54,10 +54,19 @@ class PerKernelInitializer:
         )
 
 
+@keras.saving.register_keras_serializable(package="keras_dynconv")
 class PerKernelRegularizer(keras.regularizers.Regularizer):
     """Sum of `regularizer` over the kernels of a stack.
 
     A `Regularizer` subclass: Keras < 3.13 accepts nothing else on a weight.
+
+    Example:
+
+    >>> wrapped = PerKernelRegularizer(keras.regularizers.L2(0.5))
+    >>> float(wrapped(tf.ones((2, 3, 3))))
+    9.0
+    >>> PerKernelRegularizer.from_config(wrapped.get_config()).regularizer.l2
+    0.5
     """
 
     def __init__(self, regularizer):
@@ -68,9 +77,20 @@ class PerKernelRegularizer(keras.regularizers.Regularizer):
             [self.regularizer(stack[k]) for k in range(stack.shape[0])]
         )
 
+    def get_config(self):
+        return {"regularizer": keras.regularizers.serialize(self.regularizer)}
 
+
+@keras.saving.register_keras_serializable(package="keras_dynconv")
 class PerKernelConstraint(keras.constraints.Constraint):
-    """Applies `constraint` to each kernel of a stack."""
+    """Applies `constraint` to each kernel of a stack.
+
+    Example:
+
+    >>> wrapped = PerKernelConstraint(keras.constraints.NonNeg())
+    >>> type(PerKernelConstraint.from_config(wrapped.get_config()).constraint).__name__
+    'NonNeg'
+    """
 
     def __init__(self, constraint):
         self.constraint = keras.constraints.get(constraint)
@@ -79,6 +99,9 @@ class PerKernelConstraint(keras.constraints.Constraint):
         return tf.stack(
             [self.constraint(stack[k]) for k in range(stack.shape[0])]
         )
+
+    def get_config(self):
+        return {"constraint": keras.constraints.serialize(self.constraint)}
 
 
 def per_kernel(regularizer=None, constraint=None):

@@ -2,88 +2,54 @@
 
 A dynamic layer mixes its K kernels into one kernel per sample. Convolution
 is linear in its kernel, so the same output can be computed several ways,
-each with a very different cost per device and kernel shape (see
-`docs/design.md` and `benchmarks/layers.py`). Each way is a *formulation*:
+each with a very different cost per device and kernel shape (docs/design.md,
+`benchmarks/layers.py`). Each way is a *formulation*:
 
 - `"patches"`: the input's patches, one per kernel position. A regular conv
   gathers them (im2col) and does one batched matmul with the per-sample
   kernels (a 1x1 conv is a plain batched matmul); a depthwise conv
   multiplies each shifted view ("tap") by its per-sample weights and adds.
-  Built-in ops only, differentiable everywhere, and TFLite-friendly.
+  Built-in ops only and differentiable everywhere.
 - `"batch_folded"`: the batch is folded into the channel axis, so one static
   op computes every sample: a grouped `conv2d` (regular conv; its gradient
-  needs cuDNN, XLA or oneDNN) or a `depthwise_conv2d` over `batch * channels`
-  channels (depthwise; differentiable everywhere).
+  needs cuDNN, XLA or oneDNN, see `grouped_conv_probe`) or a
+  `depthwise_conv2d` over `batch * channels` channels (depthwise).
 - `"per_sample_loop"`: `tf.map_fn` over the batch, one static convolution a
-  sample. The slow, obviously-correct fallback.
+  sample.
 - `"mixture"`: K static convolutions with the K kernels, mixed by the
   attention afterwards. K times the compute, but the only form whose
   weights are all constants, which is what int8 TFLite needs.
 
-The first three take the per-sample kernels; `mixture_*` take the kernel
-stack and the attention. All of them take inputs `(batch, height, width,
-channels)` and return `(batch, out_height, out_width, out_channels)`.
+The first three take the per-sample kernels; the mixtures take the kernel
+stack and the attention. All take inputs `(batch, height, width, channels)`
+and return `(batch, out_height, out_width, out_channels)`. When the batch is
+statically 1, every per-sample form is one static op with that sample's
+kernel (`single_sample`).
 """
 
-import functools
-
 import tensorflow as tf
+
+from keras_dynconv.ops.conv_geometry import output_length
+from keras_dynconv.ops.conv_geometry import pad_explicitly
+from keras_dynconv.ops.conv_geometry import spatial_size
+from keras_dynconv.ops.depthwise_filter_gradient import (
+    depthwise_conv2d_fast_filter_gradient,
+)
+from keras_dynconv.ops.static_conv import static_conv2d
+from keras_dynconv.ops.static_conv import static_depthwise_conv2d
 
 PER_SAMPLE_FORMULATIONS = ("patches", "batch_folded", "per_sample_loop")
 FORMULATIONS = PER_SAMPLE_FORMULATIONS + ("mixture",)
 
 
-def output_length(input_length, kernel_size, stride, padding, dilation):
-    """Length of one spatial output axis, as `tf.nn.conv2d` computes it.
-
-    `input_length` may be a Python int or a scalar tensor.
-    """
-    if padding == "same":
-        return (input_length + stride - 1) // stride
-    span = (kernel_size - 1) * dilation + 1
-    return (input_length - span) // stride + 1
-
-
-def _padding_before_after(input_length, kernel_size, stride, padding, dilation):
-    """Zeros to add before and after one axis so that a "valid" window
-    reproduces `padding` (TF puts the odd one after)."""
-    if padding == "valid":
-        return 0, 0
-    out = output_length(input_length, kernel_size, stride, padding, dilation)
-    needed = (out - 1) * stride + (kernel_size - 1) * dilation + 1 - input_length
-    if isinstance(needed, int):
-        total = max(needed, 0)
-    else:
-        total = tf.maximum(needed, 0)
-    return total // 2, total - total // 2
-
-
-def _spatial_size(inputs, axis):
-    static = inputs.shape[axis]
-    return static if static is not None else tf.shape(inputs)[axis]
-
-
-def pad_explicitly(inputs, kernel_size, strides, padding, dilation_rate):
-    """Zero-pads (b, h, w, c) as TF's `padding` would, so that an op run
-    with "VALID", or windows taken by hand, compute `padding`."""
-    if padding == "valid":
-        return inputs
-    pad_h = _padding_before_after(
-        _spatial_size(inputs, 1), kernel_size[0], strides[0], padding,
-        dilation_rate[0],
-    )
-    pad_w = _padding_before_after(
-        _spatial_size(inputs, 2), kernel_size[1], strides[1], padding,
-        dilation_rate[1],
-    )
-    return tf.pad(inputs, [[0, 0], list(pad_h), list(pad_w), [0, 0]])
+# -- patches -----------------------------------------------------------------
 
 
 def _taps(inputs, kernel_size, strides, padding, dilation_rate):
     """The kh*kw strided views of the (padded) input, one per kernel position,
     in the row-major order of the kernel's first two axes."""
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, strides, dilation_rate
-    height, width = _spatial_size(inputs, 1), _spatial_size(inputs, 2)
+    height, width = spatial_size(inputs, 1), spatial_size(inputs, 2)
     out_h = output_length(height, kh, sh, padding, dh)
     out_w = output_length(width, kw, sw, padding, dw)
     inputs = pad_explicitly(inputs, kernel_size, strides, padding, dilation_rate)
@@ -170,6 +136,9 @@ def depthwise_conv2d_patches(inputs, kernels, strides, padding, dilation_rate):
     return outputs
 
 
+# -- batch folded ------------------------------------------------------------
+
+
 def _fold_batch_into_channels(inputs):
     """(batch, h, w, c) -> (1, h, w, batch * c), sample-major channels."""
     shape = tf.shape(inputs)
@@ -184,12 +153,20 @@ def _unfold_batch_from_channels(outputs, batch, channels):
     return tf.transpose(unfolded, [2, 0, 1, 3])
 
 
-def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
-    """Per-sample conv as one grouped conv with one group a sample.
+def _folded_padding(folded_inputs, kernel_size, strides, padding, dilation_rate):
+    """TF's "SAME" with dilations cannot infer shapes when the channel count
+    is unknown, as it is for a folded batch: pad explicitly then (a copy of
+    the input), and only then."""
+    if padding == "same" and max(dilation_rate) > 1:
+        padded = pad_explicitly(
+            folded_inputs, kernel_size, strides, padding, dilation_rate
+        )
+        return padded, "valid"
+    return folded_inputs, padding
 
-    Its gradient needs cuDNN, XLA or TF's oneDNN CPU kernels (on by default
-    on x86 Linux); `grouped_conv_gradient_supported` tells.
-    """
+
+def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
+    """Per-sample conv as one grouped conv with one group a sample."""
     kh, kw, in_channels, filters = kernels.shape[1:]
     batch = tf.shape(inputs)[0]
     # (batch, kh, kw, cin, cout) -> (kh, kw, cin, batch * cout), sample-major.
@@ -204,46 +181,6 @@ def conv2d_batch_folded(inputs, kernels, strides, padding, dilation_rate):
         folded_inputs, grouped_kernel, strides, padding, dilation_rate
     )
     return _unfold_batch_from_channels(outputs, batch, filters)
-
-
-def _folded_padding(folded_inputs, kernel_size, strides, padding, dilation_rate):
-    """TF's "SAME" with dilations cannot infer shapes when the channel count
-    is unknown, as it is for a folded batch: pad explicitly then (a copy of
-    the input), and only then."""
-    if padding == "same" and max(dilation_rate) > 1:
-        padded = pad_explicitly(
-            folded_inputs, kernel_size, strides, padding, dilation_rate
-        )
-        return padded, "valid"
-    return folded_inputs, padding
-
-
-@functools.lru_cache(maxsize=None)
-def grouped_conv_gradient_supported(device_type):
-    """Whether TF can differentiate a grouped conv on `device_type` ("CPU"
-    or "GPU"): cuDNN and XLA can, TF's CPU kernels only with oneDNN on
-    (`TF_ENABLE_ONEDNN_OPTS`, the default on x86 Linux). Probed once, on a
-    tiny grouped conv, outside any traced function."""
-    # The gradient ops are called directly: init_scope, which escapes the
-    # traced function that may be calling us, also pauses gradient tapes.
-    with tf.init_scope(), tf.device(f"/{device_type}:0"):
-        inputs = tf.ones([1, 3, 3, 2])
-        kernel = tf.ones([1, 1, 1, 2])  # 2 groups of 1 channel
-        upstream = tf.ones([1, 3, 3, 2])
-        args = dict(strides=[1, 1, 1, 1], padding="VALID")
-        try:
-            tf.raw_ops.Conv2DBackpropInput(
-                input_sizes=tf.shape(inputs), filter=kernel,
-                out_backprop=upstream, **args
-            ).numpy()
-            tf.raw_ops.Conv2DBackpropFilter(
-                input=inputs, filter_sizes=tf.shape(kernel),
-                out_backprop=upstream, **args
-            ).numpy()
-        except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError,
-                tf.errors.InternalError):
-            return False
-    return True
 
 
 def depthwise_conv2d_batch_folded(
@@ -261,7 +198,7 @@ def depthwise_conv2d_batch_folded(
         dilation_rate,
     )
     if max(kh, kw) > 3 and tuple(dilation_rate) == (1, 1):
-        outputs = _depthwise_conv2d_fast_filter_gradient(
+        outputs = depthwise_conv2d_fast_filter_gradient(
             folded_inputs, folded_kernel, strides, padding
         )
     else:
@@ -271,74 +208,7 @@ def depthwise_conv2d_batch_folded(
     return _unfold_batch_from_channels(outputs, batch, channels * multiplier)
 
 
-def _depthwise_conv2d_fast_filter_gradient(inputs, kernel, strides, padding):
-    """A depthwise conv (dilation 1) whose filter gradient is a depthwise conv.
-
-    TF's CPU kernel for the filter gradient of a depthwise conv with batch 1
-    and thousands of channels (the folded batch) is 10-35x slower than the
-    forward pass for kernels above 3x3; correlating the padded input with
-    the output gradient as a depthwise conv is as fast as the forward pass.
-    """
-
-    @tf.custom_gradient
-    def conv(x, kernel):
-        def gradient(upstream):
-            d_inputs = tf.raw_ops.DepthwiseConv2dNativeBackpropInput(
-                input_sizes=tf.shape(x),
-                filter=kernel,
-                out_backprop=upstream,
-                strides=[1, *strides, 1],
-                padding=padding.upper(),
-            )
-            padded = pad_explicitly(x, kernel.shape[:2], strides, padding, (1, 1))
-            return d_inputs, _depthwise_filter_gradient(
-                padded, upstream, kernel.shape, strides
-            )
-
-        outputs = static_depthwise_conv2d(x, kernel, strides, padding, (1, 1))
-        return outputs, gradient
-
-    return conv(inputs, kernel)
-
-
-def _depthwise_filter_gradient(padded, upstream, kernel_shape, strides):
-    """d(loss)/d(kernel) of a depthwise conv, batch 1, dilation 1, from its
-    explicitly padded input:
-    dW[i, j, c, m] = sum_p x_pad[p * stride + (i, j), c] * dy[p, c * M + m],
-    a "valid" depthwise conv of x_pad with dy as a kernel dilated by the
-    stride, cut to the kernel's size."""
-    kh, kw, _, multiplier = kernel_shape
-    shape = tf.shape(upstream)
-    upstream_as_kernel = tf.reshape(
-        upstream[0], [shape[1], shape[2], -1, multiplier]
-    )
-    correlation = tf.nn.depthwise_conv2d(
-        padded, upstream_as_kernel, [1, 1, 1, 1], "VALID",
-        dilations=list(strides),
-    )
-    return tf.reshape(correlation[0, :kh, :kw], [kh, kw, -1, multiplier])
-
-
-def static_conv2d(inputs, kernel, strides, padding, dilation_rate):
-    """`tf.nn.conv2d` with Keras-style arguments: one kernel for the batch."""
-    return tf.nn.conv2d(
-        inputs,
-        kernel,
-        strides=[1, *strides, 1],
-        padding=padding.upper(),
-        dilations=[1, *dilation_rate, 1],
-    )
-
-
-def static_depthwise_conv2d(inputs, kernel, strides, padding, dilation_rate):
-    """`tf.nn.depthwise_conv2d` with Keras-style arguments."""
-    return tf.nn.depthwise_conv2d(
-        inputs,
-        kernel,
-        strides=[1, *strides, 1],
-        padding=padding.upper(),
-        dilations=list(dilation_rate),
-    )
+# -- per-sample loop ---------------------------------------------------------
 
 
 def _per_sample_loop(static_op, inputs, kernels, strides, padding, dilation_rate):
@@ -372,6 +242,9 @@ def depthwise_conv2d_per_sample_loop(
     )
     out_channels = kernels.shape[-2] * kernels.shape[-1]
     return tf.ensure_shape(outputs, [None, None, None, out_channels])
+
+
+# -- mixture -----------------------------------------------------------------
 
 
 def _mixture(static_op, inputs, kernel_stack, attention, strides, padding,
@@ -423,13 +296,25 @@ def depthwise_conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
                     strides, padding, dilation_rate)
 
 
+# -- dispatch ----------------------------------------------------------------
+
+
+def single_sample(static_op, inputs, kernels, strides, padding, dilation_rate):
+    """A batch of one: the per-sample kernel is one kernel, so one static op
+    computes it, with none of the batch handling of the other forms."""
+    return static_op(inputs, kernels[0], strides, padding, dilation_rate)
+
+
 CONV2D = {
     "patches": conv2d_patches,
     "batch_folded": conv2d_batch_folded,
     "per_sample_loop": conv2d_per_sample_loop,
+    "mixture": conv2d_mixture,
 }
 DEPTHWISE_CONV2D = {
     "patches": depthwise_conv2d_patches,
     "batch_folded": depthwise_conv2d_batch_folded,
     "per_sample_loop": depthwise_conv2d_per_sample_loop,
+    "mixture": depthwise_conv2d_mixture,
 }
+STATIC_OP = {"conv": static_conv2d, "depthwise": static_depthwise_conv2d}

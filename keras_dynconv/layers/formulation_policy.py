@@ -1,0 +1,231 @@
+"""Which formulation a dynamic layer uses, per device, shape and purpose.
+
+Every formulation of a dynamic conv computes the same output
+(`keras_dynconv.ops.per_sample_conv`); which is fastest depends on the
+device, the kernel, the output size of a sample and what the computation is
+for. This module owns that choice, as data: one table per device type
+(`"CPU"`, `"GPU"`, `"TPU"`) and purpose (`"training"`, `"inference"`,
+`"export"`, the last meaning a batch-1 TFLite model). A layer with
+`formulation="auto"` asks `choose` each time it is traced, with the shape of
+the inputs it is traced with and the device its ops are placed on, so a
+layer built on an unknown spatial size is as fast as one built on a known
+one, and a model built on a CPU host but traced on a GPU replica gets the
+GPU choice. Where the size is not known even when traced, the layer picks
+among `size_rules` at run time.
+
+Rows marked `measured=False` are reasoned defaults that no benchmark on
+that device has confirmed yet (docs/design.md says why each was chosen);
+`benchmarks/layers.py` measures a device's rows.
+
+Example:
+
+>>> choose("conv", (3, 3), (56, 56), "CPU", "training")
+'per_sample_loop'
+>>> choose("depthwise", (3, 3), (None, None), "GPU", "training")
+'batch_folded'
+>>> [rule.formulation for rule in size_rules("conv", (3, 3), "CPU", "training")]
+['patches', 'batch_folded', 'per_sample_loop']
+"""
+
+import contextlib
+import dataclasses
+import threading
+
+import tensorflow as tf
+
+from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported
+
+KINDS = ("conv", "depthwise")
+DEVICE_TYPES = ("CPU", "GPU", "TPU")
+PURPOSES = ("training", "inference", "export")
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One row of a table: use `formulation` from `from_output_pixels`
+    output pixels per sample (height * width) on, up to the next rule's.
+
+    Attributes:
+        formulation: a name from `kdc.layers.FORMULATIONS`.
+        from_output_pixels: where the rule starts (the first rule: 0).
+        needs_grouped_conv_gradient: the rule is skipped where TF cannot
+            differentiate a grouped conv (CPU without oneDNN).
+        measured: whether a benchmark on this device type chose it.
+    """
+
+    formulation: str
+    from_output_pixels: int = 0
+    needs_grouped_conv_gradient: bool = False
+    measured: bool = True
+
+
+# Kernel classes the tables distinguish.
+_POINTWISE = "1x1"  # a regular 1x1 conv: a plain (batched) matmul
+_SPATIAL = "kxk"  # any other regular conv
+_DEPTHWISE = "depthwise"
+
+# CPU, measured with benchmarks/layers.py (batch 32, K = 4; docs/benchmarks.md):
+# forward+backward for training, forward for inference; both orders agree.
+_CPU = {
+    _POINTWISE: (Rule("patches"),),  # batched matmul: 0.9-1.2x static
+    _SPATIAL: (
+        Rule("patches"),  # im2col + batched matmul: 2.5x at 7x7
+        # grouped conv (oneDNN): 1.8x at 14x14, where patches is 2.4x
+        Rule("batch_folded", 100, needs_grouped_conv_gradient=True),
+        # one static conv a sample: 1.4x at 56x56, grouped 1.5x
+        Rule("per_sample_loop", 400),
+    ),
+    # one depthwise conv over batch * channels: 1.6-2.2x (map_fn 2.1-3.5x,
+    # 9-tap multiply-add 20-40x)
+    _DEPTHWISE: (Rule("batch_folded"),),
+}
+# GPU and TPU: no accelerator has run benchmarks/layers.py yet. The grouped
+# conv (cuDNN; XLA's feature_group_count) is what per-sample convs use on
+# accelerators, and the batched-matmul 1x1 maps to cuBLAS / the MXU.
+_ACCELERATOR = {
+    _POINTWISE: (Rule("patches", measured=False),),
+    _SPATIAL: (Rule("batch_folded", measured=False),),
+    _DEPTHWISE: (Rule("batch_folded", measured=False),),
+}
+# A batch-1 TFLite model: XNNPACK delegates BATCH_MATMUL with a run-time
+# operand and convolutions with constant filters, not CONV_2D /
+# DEPTHWISE_CONV_2D with a run-time filter; int8 quantises the matmul and
+# the mixture correctly and the run-time-filter convs not at all.
+_EXPORT = {
+    _POINTWISE: (Rule("patches", measured=False),),
+    _SPATIAL: (Rule("mixture", measured=False),),
+    _DEPTHWISE: (Rule("mixture", measured=False),),
+}
+
+TABLES = {
+    ("CPU", "training"): _CPU,
+    ("CPU", "inference"): _CPU,
+    ("GPU", "training"): _ACCELERATOR,
+    ("GPU", "inference"): _ACCELERATOR,
+    ("TPU", "training"): _ACCELERATOR,
+    ("TPU", "inference"): _ACCELERATOR,
+    **{(device, "export"): _EXPORT for device in DEVICE_TYPES},
+}
+
+
+def _check(value, name, allowed):
+    if value not in allowed:
+        raise ValueError(
+            f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}"
+        )
+
+
+def _kernel_class(kind, kernel_size):
+    if kind == "depthwise":
+        return _DEPTHWISE
+    return _POINTWISE if tuple(kernel_size) == (1, 1) else _SPATIAL
+
+
+def size_rules(kind, kernel_size, device_type, purpose):
+    """The rules that apply to a layer, by ascending output size.
+
+    Args:
+        kind: `"conv"` or `"depthwise"`.
+        kernel_size: `(kh, kw)`.
+        device_type: `"CPU"`, `"GPU"` or `"TPU"`.
+        purpose: `"training"`, `"inference"` or `"export"`.
+
+    Returns:
+        A tuple of `Rule`, the first starting at 0 output pixels.
+    """
+    _check(kind, "kind", KINDS)
+    _check(device_type, "device_type", DEVICE_TYPES)
+    _check(purpose, "purpose", PURPOSES)
+    rules = TABLES[device_type, purpose][_kernel_class(kind, kernel_size)]
+    return tuple(
+        rule for rule in rules
+        if not rule.needs_grouped_conv_gradient
+        or grouped_conv_gradient_supported(device_type)
+    )
+
+
+def choose(kind, kernel_size, output_size, device_type, purpose):
+    """The formulation for one layer call.
+
+    Args:
+        kind: `"conv"` or `"depthwise"`.
+        kernel_size: `(kh, kw)`.
+        output_size: `(out_height, out_width)` of a sample; either may be
+            None when not known.
+        device_type: `"CPU"`, `"GPU"` or `"TPU"`.
+        purpose: `"training"`, `"inference"` or `"export"`.
+
+    Returns:
+        A formulation name, or None when the choice depends on an output
+        size that is not known (`size_rules` then says where it changes).
+    """
+    rules = size_rules(kind, kernel_size, device_type, purpose)
+    if len(rules) == 1:
+        return rules[0].formulation
+    if output_size is None or None in tuple(output_size):
+        return None
+    pixels = int(output_size[0]) * int(output_size[1])
+    return [r for r in rules if pixels >= r.from_output_pixels][-1].formulation
+
+
+# -- where and what for ------------------------------------------------------
+
+_local = threading.local()
+
+
+@contextlib.contextmanager
+def purpose_scope(purpose):
+    """Traces inside the scope choose `purpose`'s formulations.
+
+    Converters use it (`"export"`) while they trace a model for TFLite;
+    outside any scope the purpose follows the `training` argument that
+    Keras passes to the layer.
+
+    Example:
+
+    >>> with purpose_scope("export"):
+    ...     current_purpose(training=True)
+    'export'
+    """
+    _check(purpose, "purpose", PURPOSES)
+    previous = getattr(_local, "purpose", None)
+    _local.purpose = purpose
+    try:
+        yield
+    finally:
+        _local.purpose = previous
+
+
+def current_purpose(training):
+    """`"training"` when Keras calls the layer with `training=True`, else
+    `"inference"`, unless a `purpose_scope` says otherwise."""
+    scoped = getattr(_local, "purpose", None)
+    if scoped is not None:
+        return scoped
+    return "training" if training else "inference"
+
+
+def device_type_of(tensor):
+    """The device type ("CPU", "GPU" or "TPU") that ops consuming `tensor`
+    are placed on: the device scope being traced (a replica of a
+    distribution strategy sets one), else the tensor's own device, else
+    where TF places ops by default (a GPU if any is visible)."""
+    strategy = tf.distribute.get_strategy()
+    if isinstance(strategy, (tf.distribute.TPUStrategy,
+                             tf.distribute.experimental.TPUStrategy)):
+        return "TPU"
+    device = ""
+    if not tf.executing_eagerly():
+        # A no-op created here carries the device scope in force where the
+        # layer's ops are created; unused, it is pruned from the graph.
+        device = tf.raw_ops.NoOp(name="device_probe").device
+    if not device:
+        device = getattr(tensor, "device", "") or ""
+    if device:
+        device_type = tf.DeviceSpec.from_string(device).device_type or ""
+        device_type = device_type.upper()
+        if device_type.startswith("TPU"):
+            return "TPU"
+        if device_type in ("CPU", "GPU"):
+            return device_type
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
