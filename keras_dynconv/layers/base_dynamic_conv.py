@@ -300,14 +300,23 @@ class BaseDynamicConv(keras.layers.Layer):
             ),
             (-1, *kernel_stack.shape[1:]),
         )
-        if inputs.shape[0] == 1 and purpose != "export":
-            # One sample, one kernel: a static op. (An exported model keeps
-            # its formulation: TFLite delegates a batched matmul but not a
-            # conv whose filter is computed at run time.)
-            return per_sample_conv.single_sample(
-                per_sample_conv.STATIC_OP[self.KIND], inputs, kernels, *conv_args
-            )
-        return ops[formulation](inputs, kernels, *conv_args)
+        per_sample = functools.partial(ops[formulation], inputs, kernels, *conv_args)
+        if purpose == "export":
+            # TFLite delegates a batched matmul, not a conv whose filter is
+            # computed at run time: an exported model keeps its formulation.
+            return per_sample()
+        single = functools.partial(
+            per_sample_conv.single_sample, per_sample_conv.STATIC_OP[self.KIND],
+            inputs, kernels, *conv_args,
+        )
+        # One sample, one kernel: a static op, with none of the batch
+        # handling. Inference decides at run time when the batch size is
+        # unknown when traced (predict, exported models).
+        if inputs.shape[0] == 1:
+            return single()
+        if inputs.shape[0] is None and purpose == "inference":
+            return tf.cond(tf.shape(inputs)[0] == 1, single, per_sample)
+        return per_sample()
 
     def _convolve_by_output_size(self, inputs, attention, purpose):
         """The size is unknown when traced: switch among the policy's rules
