@@ -38,11 +38,26 @@ def dynamic_names(model):
     return [layer.name for layer in kdc.utils.dynamic_layers(model)]
 
 
+# What the registry-driven checks expect of a model: the ImageNet families'
+# conventions, unless MODEL_FACTS says otherwise for that model.
+DEFAULT_FACTS = {"classes": 1000, "channels": 3, "output_stride": 32}
+MODEL_FACTS = {
+    # A demo model for 28x28 grey images (Fashion-MNIST): 10 classes, not
+    # ImageNet's 1000, one channel, and two stride-2 convs.
+    "SmallCNN": {"classes": 10, "channels": 1, "output_stride": 4},
+}
+
+
+def facts(name):
+    return {**DEFAULT_FACTS, **MODEL_FACTS.get(name, {})}
+
+
 # -- the registry drives the end-to-end checks --------------------------------
 
 
 def test_registry_lists_every_public_model():
-    public = {name for name in A.__all__ if name.startswith("DY")}
+    public = {name for name in A.__all__ if inspect.isfunction(getattr(A, name))}
+    assert {"SmallCNN", "DYMobileNetV2", "DYResNet10"} <= public
     assert set(A.MODELS) == public
     for name, fn in A.MODELS.items():
         assert getattr(A, name) is fn
@@ -53,16 +68,18 @@ def test_signature_follows_keras_applications(name):
     params = inspect.signature(A.MODELS[name]).parameters
     expected = {
         "input_shape": None, "include_top": True, "weights": None,
-        "input_tensor": None, "pooling": None, "classes": 1000,
+        "input_tensor": None, "pooling": None, "classes": facts(name)["classes"],
         "classifier_activation": "softmax", "name": None, "num_kernels": 4,
-        "dynamic": True, "dynamic_layers": None,
+        "dynamic": True, "dynamic_layers": None, "formulation": "auto",
     }
     for arg, default in expected.items():
         assert params[arg].default == default, arg
+    assert list(params)[-1] == "formulation"
     if "alpha" in params:
         assert params["alpha"].default == 1.0
     doc = A.MODELS[name].__doc__
-    for section in ("Args:", "Returns:", "Raises:", "Example:", "CVPR 2020"):
+    for section in ("Args:", "Returns:", "Raises:", "Example:", "CVPR 2020",
+                    "formulation:"):
         assert section in doc
 
 
@@ -285,11 +302,12 @@ def test_preprocessing_follows_keras_applications():
 @pytest.mark.parametrize("name", sorted(A.MODELS))
 def test_feature_extractor_pooling_and_any_input_size(name):
     fn = A.MODELS[name]
+    channels, stride = facts(name)["channels"], facts(name)["output_stride"]
     kwargs = {"alpha": 0.35} if "alpha" in inspect.signature(fn).parameters else {}
     features = fn(include_top=False, dynamic=False, **kwargs)
-    assert features.input_shape == (None, None, None, 3)
-    x = np.zeros((1, 64, 96, 3), "float32")  # not square, not a default size
-    assert features(x).shape[:3] == (1, 2, 3)  # stride 32
+    assert features.input_shape == (None, None, None, channels)
+    x = np.zeros((1, 64, 96, channels), "float32")  # not square, not a default size
+    assert features(x).shape[:3] == (1, 64 // stride, 96 // stride)
     for pooling, layer_name in (("avg", "avg_pool"), ("max", "max_pool")):
         pooled = fn(include_top=False, pooling=pooling, dynamic=False, **kwargs)
         assert pooled.layers[-1].name == layer_name
@@ -369,3 +387,109 @@ def test_dynamic_layers_are_reachable_for_temperature_annealing():
         isinstance(l, BaseDynamicConv) and l.get_temperature() == 1.0
         for l in kdc.utils.dynamic_layers(model)
     )
+
+
+# -- formulation -----------------------------------------------------------------
+
+
+def formulations(model):
+    return {layer.name: layer.formulation for layer in kdc.utils.dynamic_layers(model)}
+
+
+@pytest.mark.parametrize("name", sorted(A.MODELS))
+def test_formulation_name_reaches_every_dynamic_layer(name):
+    fn = A.MODELS[name]
+    model = fn(**small_kwargs(fn, formulation="mixture"))
+    assert formulations(model)
+    assert set(formulations(model).values()) == {"mixture"}
+    assert set(formulations(fn(**small_kwargs(fn))).values()) == {"auto"}
+
+
+def test_formulation_callable_is_applied_to_the_built_layers():
+    def by_kernel(layer):
+        return "patches" if tuple(layer.kernel_size) == (1, 1) else "mixture"
+
+    fn = A.DYMobileNetV2
+    model = fn(**small_kwargs(fn, formulation=by_kernel))
+    chosen = formulations(model)
+    assert chosen["block_1_expand"] == chosen["block_16_project"] == "patches"
+    assert chosen["block_1_depthwise"] == "mixture"
+    assert set(chosen.values()) == {"patches", "mixture"}
+
+
+@pytest.mark.parametrize(
+    "formulation,message",
+    [
+        ("fast", r"`formulation` must be one of .*Received: formulation='fast'"),
+        (3, r"`formulation` .* or a callable .* Received: formulation=3"),
+        (None, r"Received: formulation=None"),
+    ],
+)
+def test_bad_formulation_is_refused_before_any_layer_is_built(
+    formulation, message, monkeypatch
+):
+    def no_layers(*args, **kwargs):
+        raise AssertionError("a layer was built before the check")
+
+    monkeypatch.setattr(keras.layers.Conv2D, "__init__", no_layers)
+    monkeypatch.setattr(keras.layers.Rescaling, "__init__", no_layers)
+    for fn in A.MODELS.values():
+        with pytest.raises(ValueError, match=message):
+            fn(**small_kwargs(fn, formulation=formulation))
+
+
+# -- SmallCNN, the demo model ------------------------------------------------------
+
+
+def test_small_cnn_keeps_the_demo_architecture():
+    static = A.SmallCNN(dynamic=False, classifier_activation=None)
+    dy = A.SmallCNN(classifier_activation=None)
+    assert static.count_params() == 19_050
+    assert dy.count_params() == 72_826
+    assert static.input_shape == dy.input_shape == (None, 28, 28, 1)
+    assert (static.name, dy.name) == ("small_cnn", "dy_small_cnn")
+    assert [l.name for l in dy.layers] == [l.name for l in static.layers]
+    assert dynamic_names(dy) == [
+        "block1_depthwise", "block1_project", "block2_conv", "block2_expand"
+    ]
+    assert static.layers[-1].name == dy.layers[-1].name == "logits"
+    assert A.SmallCNN(dynamic=False).layers[-1].name == "predictions"
+
+
+def test_small_cnn_returns_logits_without_classifier_activation():
+    x = np.random.RandomState(0).uniform(0, 255, (2, 28, 28, 1)).astype("float32")
+    logits = A.SmallCNN(classifier_activation=None, dropout_rate=0.0)
+    probabilities = keras.Model(logits.input, keras.layers.Softmax()(logits.output))
+    softmax = A.SmallCNN(dropout_rate=0.0)
+    softmax.set_weights(logits.get_weights())
+    np.testing.assert_allclose(
+        softmax(x, training=False).numpy(),
+        probabilities(x, training=False).numpy(), rtol=1e-5, atol=1e-7,
+    )
+    assert not np.allclose(logits(x, training=False).numpy().sum(axis=1), 1.0)
+
+
+def test_small_cnn_input_sizes():
+    model = A.SmallCNN(input_shape=(4, 4, 1), dynamic=False)
+    assert model.output_shape == (None, 10)
+    message = r"at least 4x4. Received: input_shape=\(3, 28, 1\)"
+    with pytest.raises(ValueError, match=message):
+        A.SmallCNN(input_shape=(3, 28, 1))
+
+
+def test_builders_and_shared_checks_take_keywords_only():
+    # A swapped positional argument would silently build another network.
+    from keras_dynconv.applications import arguments, model_io, placement
+
+    functions = [
+        A.mobilenet_v2._mobilenet_v2, A.mobilenet_v3._mobilenet_v3,
+        A.resnet._resnet, A.small_cnn._small_cnn, arguments.check_common,
+        arguments.check_weights, arguments.check_alpha,
+        arguments.check_formulation, placement.placement_rule,
+        model_io.make_input, model_io.finish,
+    ]
+    for fn in functions:
+        kinds = {p.kind for p in inspect.signature(fn).parameters.values()}
+        assert kinds == {inspect.Parameter.KEYWORD_ONLY}, fn.__qualname__
+    with pytest.raises(TypeError):
+        arguments.check_common(True, None, 10, 4, True, None, 0.0, None, "auto")

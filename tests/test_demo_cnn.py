@@ -19,14 +19,21 @@ _SPEC.loader.exec_module(demo_cnn)
 
 def test_demo_trains_saves_reloads_and_summarises(tmp_path, capsys):
     results = demo_cnn.main([
-        "--epochs", "2", "--anneal-epochs", "1", "--train-samples", "256",
+        "--epochs", "3", "--anneal-epochs", "1", "--train-samples", "1024",
         "--batch-size", "32", "--output-dir", str(tmp_path), "--verbose", "0",
     ])
     assert set(results) == {"static", "dynamic"}
+    _, (x_test, y_test) = demo_cnn.load("embedded", None)
     for r in results.values():
-        assert 0.0 <= r["test_accuracy"] <= 1.0
+        # Chance is 10 %; this short run reaches 64-70 % (seeds 0-2), so
+        # 30 % fails only when training does not learn.
+        assert r["test_accuracy"] > 0.3, r
         assert r["reloaded_test_accuracy"] == r["test_accuracy"]
-        assert os.path.exists(r["saved"])
+        # The saved file, scored here independently of the demo's evaluate.
+        saved = keras.models.load_model(r["saved"])
+        predicted = saved.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
+        accuracy = np.mean(predicted == y_test)
+        assert accuracy == pytest.approx(r["test_accuracy"], abs=1e-6)
     assert results["dynamic"]["final_temperature"] == 1.0
     assert results["dynamic"]["params"] > results["static"]["params"]
     summary = json.load(open(tmp_path / "summary.json"))

@@ -83,7 +83,9 @@ def load(source, train_samples):
 def train(dynamic, data, args):
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(args.seed)
-    model = SmallCNN(input_shape=x_train.shape[1:], dynamic=dynamic)
+    # Logits out: the loss below takes from_logits=True.
+    model = SmallCNN(input_shape=x_train.shape[1:], dynamic=dynamic,
+                     classifier_activation=None)
     steps = int(np.ceil(len(x_train) / args.batch_size))
     schedule = keras.optimizers.schedules.CosineDecay(
         args.learning_rate, decay_steps=steps * args.epochs)

@@ -3,7 +3,7 @@ over Convolution Kernels", CVPR 2020) and their static twins.
 
 Each family is one architecture table and one builder; `dynamic=False`
 builds the standard network from the same table. `MODELS` lists every model
-(`name -> constructor`).
+(`name -> constructor`), the demo's `SmallCNN` included.
 
 >>> model = kdc.applications.DYMobileNetV2(input_shape=(64, 64, 3), alpha=0.5)
 >>> static = kdc.applications.DYMobileNetV2(

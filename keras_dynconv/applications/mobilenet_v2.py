@@ -7,7 +7,14 @@ import collections
 
 import keras
 
-from keras_dynconv.applications import _common
+from keras_dynconv.applications import arguments
+from keras_dynconv.applications import docstrings
+from keras_dynconv.applications import model_io
+from keras_dynconv.applications import placement
+from keras_dynconv.applications import preprocessing
+from keras_dynconv.applications.mobilenet_conventions import BN_MOBILENET
+from keras_dynconv.applications.mobilenet_conventions import correct_pad
+from keras_dynconv.applications.mobilenet_conventions import make_divisible
 from keras_dynconv.applications.registry import register
 
 Stage = collections.namedtuple("Stage", ["expansion", "filters", "repeats", "stride"])
@@ -33,10 +40,10 @@ PAPER_ROLES = ("block",)
 
 
 def _bn(x, name):
-    return keras.layers.BatchNormalization(name=name, **_common.BN_MOBILENET)(x)
+    return keras.layers.BatchNormalization(name=name, **BN_MOBILENET)(x)
 
 
-def _inverted_res_block(x, factory, expansion, filters, stride, block_id):
+def _inverted_res_block(x, factory, *, expansion, filters, stride, block_id):
     in_channels = x.shape[-1]
     prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
     inputs = x
@@ -46,7 +53,7 @@ def _inverted_res_block(x, factory, expansion, filters, stride, block_id):
         x = keras.layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
     if stride == 2:
         x = keras.layers.ZeroPadding2D(
-            _common.correct_pad(x, 3), name=f"{prefix}pad"
+            correct_pad(x, 3), name=f"{prefix}pad"
         )(x)
     x = factory.depthwise(
         x, 3, f"{prefix}depthwise", "block", strides=stride,
@@ -62,46 +69,55 @@ def _inverted_res_block(x, factory, expansion, filters, stride, block_id):
 
 
 def _mobilenet_v2(
-    input_shape, alpha, include_top, weights, input_tensor, pooling, classes,
-    classifier_activation, name, num_kernels, dynamic, dynamic_layers,
-    dropout_rate,
+    *, input_shape, alpha, include_top, weights, input_tensor, pooling,
+    classes, classifier_activation, name, num_kernels, dynamic,
+    dynamic_layers, dropout_rate, formulation,
 ):
-    alpha = _common.check_alpha(alpha)
-    weights = _common.check_weights(weights)
-    rule = _common.check_common(
-        include_top, pooling, classes, num_kernels, dynamic, dynamic_layers,
-        dropout_rate, name,
+    alpha = arguments.check_alpha(alpha=alpha)
+    weights = arguments.check_weights(weights=weights)
+    rule = arguments.check_common(
+        include_top=include_top, pooling=pooling, classes=classes,
+        num_kernels=num_kernels, dynamic=dynamic,
+        dynamic_layers=dynamic_layers, dropout_rate=dropout_rate, name=name,
+        formulation=formulation,
     )
     # As keras.applications: 224x224 by default with the classifier, any
     # size (>= 32) without.
     default_shape = (224, 224, 3) if include_top else (None, None, 3)
-    image, inputs = _common.make_input(input_shape, input_tensor, default_shape)
-    factory = _common.ConvFactory(rule, num_kernels, PAPER_ROLES)
+    image, inputs = model_io.make_input(
+        input_shape=input_shape, input_tensor=input_tensor,
+        default_shape=default_shape,
+    )
+    factory = placement.ConvFactory(
+        rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
+        formulation=formulation,
+    )
 
     x = factory.conv(
-        image, _common.make_divisible(STEM_FILTERS * alpha), 3, "Conv1", "stem",
+        image, make_divisible(STEM_FILTERS * alpha), 3, "Conv1", "stem",
         strides=2,
     )
     x = _bn(x, "bn_Conv1")
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
     block_id = 0
     for stage in STAGES:
-        filters = _common.make_divisible(int(stage.filters * alpha))
+        filters = make_divisible(int(stage.filters * alpha))
         for repeat in range(stage.repeats):
             x = _inverted_res_block(
-                x, factory, stage.expansion, filters,
-                stage.stride if repeat == 0 else 1, block_id,
+                x, factory, expansion=stage.expansion, filters=filters,
+                stride=stage.stride if repeat == 0 else 1, block_id=block_id,
             )
             block_id += 1
     # No width multiplier below 1 on the last conv (MobileNetV2 paper).
     last_filters = (
-        _common.make_divisible(LAST_FILTERS * alpha) if alpha > 1.0 else LAST_FILTERS
+        make_divisible(LAST_FILTERS * alpha) if alpha > 1.0 else LAST_FILTERS
     )
     x = factory.conv(x, last_filters, 1, "Conv_1", "last")
     x = _bn(x, "Conv_1_bn")
     x = keras.layers.ReLU(6.0, name="out_relu")(x)
-    x = _common.pooled_top(
-        x, include_top, pooling, classes, classifier_activation, dropout_rate
+    x = model_io.pooled_top(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, dropout_rate=dropout_rate,
     )
     if name is None:
         rows = image.shape[1]
@@ -109,7 +125,9 @@ def _mobilenet_v2(
             f"{'dy_' if dynamic else ''}mobilenetv2_{alpha:0.2f}"
             f"{'' if rows is None else f'_{rows}'}"
         )
-    return _common.finish(inputs, x, name, weights, factory)
+    return model_io.finish(
+        inputs=inputs, outputs=x, name=name, weights=weights, factory=factory
+    )
 
 
 @register
@@ -127,11 +145,15 @@ def DYMobileNetV2(
     dynamic=True,
     dynamic_layers=None,
     dropout_rate=0.0,
+    formulation="auto",
 ):
     return _mobilenet_v2(
-        input_shape, alpha, include_top, weights, input_tensor, pooling,
-        classes, classifier_activation, name, num_kernels, dynamic,
-        dynamic_layers, dropout_rate,
+        input_shape=input_shape, alpha=alpha, include_top=include_top,
+        weights=weights, input_tensor=input_tensor, pooling=pooling,
+        classes=classes, classifier_activation=classifier_activation,
+        name=name, num_kernels=num_kernels, dynamic=dynamic,
+        dynamic_layers=dynamic_layers, dropout_rate=dropout_rate,
+        formulation=formulation,
     )
 
 
@@ -160,16 +182,17 @@ DYMobileNetV2.__doc__ = f"""Instantiates DY-MobileNetV2 (or, with `dynamic=False
             published widths; any value > 0 works). Channels are scaled and
             rounded to multiples of 8; the last 1x1 conv keeps 1280 channels
             unless `alpha > 1`.
-{_common.COMMON_ARGS_DOC.format(
+{docstrings.COMMON_ARGS_DOC.format(
     paper=" (every conv but the stem `Conv1`, the final 1x1 `Conv_1` and "
           "the classifier)",
     example="block_3_depthwise",
 )}
+{docstrings.FORMULATION_ARG_DOC}
 
     Returns:
         A functional `keras.Model`.
 
-{_common.COMMON_RAISES_DOC}
+{docstrings.COMMON_RAISES_DOC.format(alpha="`alpha`, ", min_size=32)}
 
     Example:
 
@@ -204,4 +227,4 @@ def preprocess_input(x, data_format=None):
     )
 
 
-decode_predictions = _common.decode_predictions
+decode_predictions = preprocessing.decode_predictions

@@ -7,7 +7,14 @@ import collections
 
 import keras
 
-from keras_dynconv.applications import _common
+from keras_dynconv.applications import arguments
+from keras_dynconv.applications import docstrings
+from keras_dynconv.applications import model_io
+from keras_dynconv.applications import placement
+from keras_dynconv.applications import preprocessing
+from keras_dynconv.applications.mobilenet_conventions import BN_MOBILENET
+from keras_dynconv.applications.mobilenet_conventions import correct_pad
+from keras_dynconv.applications.mobilenet_conventions import make_divisible
 from keras_dynconv.applications.registry import register
 
 Block = collections.namedtuple(
@@ -81,16 +88,16 @@ def _activation(x, activation, name):
 
 
 def _bn(x, name):
-    return keras.layers.BatchNormalization(name=name, **_common.BN_MOBILENET)(x)
+    return keras.layers.BatchNormalization(name=name, **BN_MOBILENET)(x)
 
 
-def _squeeze_excite(x, factory, filters, prefix):
+def _squeeze_excite(x, factory, *, filters, prefix):
     inputs = x
     x = keras.layers.GlobalAveragePooling2D(
         keepdims=True, name=f"{prefix}squeeze_excite_avg_pool"
     )(x)
     x = factory.conv(
-        x, _common.make_divisible(filters * SE_RATIO), 1,
+        x, make_divisible(filters * SE_RATIO), 1,
         f"{prefix}squeeze_excite_conv", "squeeze_excite", use_bias=True,
     )
     x = keras.layers.ReLU(name=f"{prefix}squeeze_excite_relu")(x)
@@ -104,10 +111,10 @@ def _squeeze_excite(x, factory, filters, prefix):
     return keras.layers.Multiply(name=f"{prefix}squeeze_excite_mul")([inputs, x])
 
 
-def _inverted_res_block(x, factory, block, filters, block_id):
+def _inverted_res_block(x, factory, *, block, filters, block_id):
     in_channels = x.shape[-1]
     prefix = f"expanded_conv_{block_id}_" if block_id else "expanded_conv_"
-    expanded = _common.make_divisible(in_channels * block.expansion)
+    expanded = make_divisible(in_channels * block.expansion)
     inputs = x
     if block_id:
         x = factory.conv(x, expanded, 1, f"{prefix}expand", "block")
@@ -115,7 +122,7 @@ def _inverted_res_block(x, factory, block, filters, block_id):
         x = _activation(x, block.activation, f"{prefix}expand_activation")
     if block.stride == 2:
         x = keras.layers.ZeroPadding2D(
-            _common.correct_pad(x, block.kernel_size),
+            correct_pad(x, block.kernel_size),
             name=f"{prefix}depthwise_pad",
         )(x)
     x = factory.depthwise(
@@ -125,7 +132,7 @@ def _inverted_res_block(x, factory, block, filters, block_id):
     x = _bn(x, f"{prefix}depthwise_bn")
     x = _activation(x, block.activation, f"{prefix}depthwise_activation")
     if block.squeeze_excite:
-        x = _squeeze_excite(x, factory, expanded, prefix)
+        x = _squeeze_excite(x, factory, filters=expanded, prefix=prefix)
     x = factory.conv(x, filters, 1, f"{prefix}project", "block")
     x = _bn(x, f"{prefix}project_bn")
     if block.stride == 1 and in_channels == filters:
@@ -134,23 +141,31 @@ def _inverted_res_block(x, factory, block, filters, block_id):
 
 
 def _mobilenet_v3(
-    model_type, input_shape, alpha, minimalistic, include_top, weights,
+    *, model_type, input_shape, alpha, minimalistic, include_top, weights,
     input_tensor, pooling, classes, dropout_rate, classifier_activation,
     include_preprocessing, name, num_kernels, dynamic, dynamic_layers,
+    formulation,
 ):
-    alpha = _common.check_alpha(alpha)
-    weights = _common.check_weights(weights)
-    rule = _common.check_common(
-        include_top, pooling, classes, num_kernels, dynamic, dynamic_layers,
-        dropout_rate, name,
+    alpha = arguments.check_alpha(alpha=alpha)
+    weights = arguments.check_weights(weights=weights)
+    rule = arguments.check_common(
+        include_top=include_top, pooling=pooling, classes=classes,
+        num_kernels=num_kernels, dynamic=dynamic,
+        dynamic_layers=dynamic_layers, dropout_rate=dropout_rate, name=name,
+        formulation=formulation,
     )
-    if not isinstance(minimalistic, bool):
-        raise ValueError(
-            f"`minimalistic` must be True or False. Received: minimalistic={minimalistic!r}"
-        )
-    include_preprocessing = _common.check_preprocessing(include_preprocessing)
-    image, inputs = _common.make_input(input_shape, input_tensor, (None, None, 3))
-    factory = _common.ConvFactory(rule, num_kernels, PAPER_ROLES)
+    arguments.check_bool(value=minimalistic, name="minimalistic")
+    include_preprocessing = arguments.check_preprocessing(
+        include_preprocessing=include_preprocessing
+    )
+    image, inputs = model_io.make_input(
+        input_shape=input_shape, input_tensor=input_tensor,
+        default_shape=(None, None, 3),
+    )
+    factory = placement.ConvFactory(
+        rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
+        formulation=formulation,
+    )
     blocks, last_point = ARCHITECTURES[model_type]
     if minimalistic:
         blocks = tuple(_minimal(block) for block in blocks)
@@ -163,16 +178,18 @@ def _mobilenet_v3(
     x = _bn(x, "conv_bn")
     x = _activation(x, stem_activation, "conv_activation")
     for block_id, block in enumerate(blocks):
-        filters = _common.make_divisible(block.filters * alpha)
-        x = _inverted_res_block(x, factory, block, filters, block_id)
+        filters = make_divisible(block.filters * alpha)
+        x = _inverted_res_block(
+            x, factory, block=block, filters=filters, block_id=block_id
+        )
     x = factory.conv(
-        x, _common.make_divisible(x.shape[-1] * 6), 1, "conv_1", "last"
+        x, make_divisible(x.shape[-1] * 6), 1, "conv_1", "last"
     )
     x = _bn(x, "conv_1_bn")
     x = _activation(x, stem_activation, "conv_1_activation")
     if include_top:
         if alpha > 1.0:
-            last_point = _common.make_divisible(last_point * alpha)
+            last_point = make_divisible(last_point * alpha)
         # The head after the pooling is the classifier: always static.
         x = keras.layers.GlobalAveragePooling2D(keepdims=True, name="avg_pool")(x)
         x = keras.layers.Conv2D(last_point, 1, padding="same", name="conv_2")(x)
@@ -183,14 +200,16 @@ def _mobilenet_v3(
         x = keras.layers.Flatten(name="flatten")(x)
         x = keras.layers.Activation(classifier_activation, name="predictions")(x)
     else:
-        x = _common.feature_pooling(x, pooling)
+        x = model_io.feature_pooling(x, pooling=pooling)
     if name is None:
         name = (
             f"{'DY' if dynamic else ''}MobileNetV3{model_type.capitalize()}"
             f"{'Minimalistic' if minimalistic else ''}"
             f"{'' if alpha == 1.0 else f'_{alpha:g}'}"
         )
-    return _common.finish(inputs, x, name, weights, factory)
+    return model_io.finish(
+        inputs=inputs, outputs=x, name=name, weights=weights, factory=factory
+    )
 
 
 @register
@@ -210,11 +229,16 @@ def DYMobileNetV3Small(
     num_kernels=4,
     dynamic=True,
     dynamic_layers=None,
+    formulation="auto",
 ):
     return _mobilenet_v3(
-        "small", input_shape, alpha, minimalistic, include_top, weights,
-        input_tensor, pooling, classes, dropout_rate, classifier_activation,
-        include_preprocessing, name, num_kernels, dynamic, dynamic_layers,
+        model_type="small", input_shape=input_shape, alpha=alpha,
+        minimalistic=minimalistic, include_top=include_top, weights=weights,
+        input_tensor=input_tensor, pooling=pooling, classes=classes,
+        dropout_rate=dropout_rate, classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name,
+        num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
+        formulation=formulation,
     )
 
 
@@ -235,11 +259,16 @@ def DYMobileNetV3Large(
     num_kernels=4,
     dynamic=True,
     dynamic_layers=None,
+    formulation="auto",
 ):
     return _mobilenet_v3(
-        "large", input_shape, alpha, minimalistic, include_top, weights,
-        input_tensor, pooling, classes, dropout_rate, classifier_activation,
-        include_preprocessing, name, num_kernels, dynamic, dynamic_layers,
+        model_type="large", input_shape=input_shape, alpha=alpha,
+        minimalistic=minimalistic, include_top=include_top, weights=weights,
+        input_tensor=input_tensor, pooling=pooling, classes=classes,
+        dropout_rate=dropout_rate, classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name,
+        num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
+        formulation=formulation,
     )
 
 
@@ -266,6 +295,7 @@ _DOCSTRING = """Instantiates DY-{variant} (or, with `dynamic=False`, {variant}).
         minimalistic: 3x3 kernels, ReLU and no squeeze-excite throughout.
 {args}
         include_preprocessing: include the `Rescaling` input layer.
+{formulation}
 
     Returns:
         A functional `keras.Model`.
@@ -297,12 +327,15 @@ for _fn, _variant, _row in (
 ):
     _fn.__doc__ = _DOCSTRING.format(
         variant=_variant, fn=_fn.__name__, paper_row=_row,
-        args=_common.COMMON_ARGS_DOC.format(
+        args=docstrings.COMMON_ARGS_DOC.format(
             paper=_PAPER_PLACEMENT, example="expanded_conv_3_depthwise"
         ),
-        raises=_common.COMMON_RAISES_DOC,
+        formulation=docstrings.FORMULATION_ARG_DOC,
+        raises=docstrings.COMMON_RAISES_DOC.format(
+            alpha="`alpha`, `minimalistic`, ", min_size=32
+        ),
     )
 
 
-preprocess_input = _common.passthrough_preprocess_input
-decode_predictions = _common.decode_predictions
+preprocess_input = preprocessing.passthrough_preprocess_input
+decode_predictions = preprocessing.decode_predictions

@@ -19,7 +19,8 @@ def register(fn):
 
     Args:
         fn: a model constructor with the keras.applications signature plus
-            `num_kernels`, `dynamic` and `dynamic_layers`.
+            `num_kernels`, `dynamic`, `dynamic_layers` and, last,
+            `formulation`.
 
     Returns:
         `fn`.

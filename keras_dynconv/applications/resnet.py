@@ -14,7 +14,11 @@ import collections
 
 import keras
 
-from keras_dynconv.applications import _common
+from keras_dynconv.applications import arguments
+from keras_dynconv.applications import docstrings
+from keras_dynconv.applications import model_io
+from keras_dynconv.applications import placement
+from keras_dynconv.applications import preprocessing
 from keras_dynconv.applications.registry import register
 
 Stage = collections.namedtuple("Stage", ["filters", "blocks", "stride"])
@@ -51,7 +55,7 @@ def _bn(x, name):
     return keras.layers.BatchNormalization(name=name, **BN)(x)
 
 
-def _conv3x3(x, factory, filters, stride, name):
+def _conv3x3(x, factory, *, filters, stride, name):
     if stride == 1:
         return factory.conv(x, filters, 3, name, "block")
     # Symmetric padding 1, as the reference ResNets (Keras' "same" pads
@@ -61,38 +65,48 @@ def _conv3x3(x, factory, filters, stride, name):
                         padding="valid")
 
 
-def _basic_block(x, factory, filters, stride, prefix):
+def _basic_block(x, factory, *, filters, stride, prefix):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = factory.conv(
             x, filters, 1, f"{prefix}_0_conv", "shortcut", strides=stride
         )
         shortcut = _bn(shortcut, f"{prefix}_0_bn")
-    x = _conv3x3(x, factory, filters, stride, f"{prefix}_1_conv")
+    x = _conv3x3(
+        x, factory, filters=filters, stride=stride, name=f"{prefix}_1_conv"
+    )
     x = _bn(x, f"{prefix}_1_bn")
     x = keras.layers.ReLU(name=f"{prefix}_1_relu")(x)
-    x = _conv3x3(x, factory, filters, 1, f"{prefix}_2_conv")
+    x = _conv3x3(x, factory, filters=filters, stride=1, name=f"{prefix}_2_conv")
     x = _bn(x, f"{prefix}_2_bn")
     x = keras.layers.Add(name=f"{prefix}_add")([shortcut, x])
     return keras.layers.ReLU(name=f"{prefix}_out")(x)
 
 
 def _resnet(
-    model_type, input_shape, include_top, weights, input_tensor, pooling,
+    *, model_type, input_shape, include_top, weights, input_tensor, pooling,
     classes, classifier_activation, include_preprocessing, name, num_kernels,
-    dynamic, dynamic_layers, dropout_rate,
+    dynamic, dynamic_layers, dropout_rate, formulation,
 ):
-    weights = _common.check_weights(weights)
-    rule = _common.check_common(
-        include_top, pooling, classes, num_kernels, dynamic, dynamic_layers,
-        dropout_rate, name,
+    weights = arguments.check_weights(weights=weights)
+    rule = arguments.check_common(
+        include_top=include_top, pooling=pooling, classes=classes,
+        num_kernels=num_kernels, dynamic=dynamic,
+        dynamic_layers=dynamic_layers, dropout_rate=dropout_rate, name=name,
+        formulation=formulation,
     )
-    include_preprocessing = _common.check_preprocessing(include_preprocessing)
+    include_preprocessing = arguments.check_preprocessing(
+        include_preprocessing=include_preprocessing
+    )
     default_shape = (224, 224, 3) if include_top else (None, None, 3)
-    image, inputs = _common.make_input(
-        input_shape, input_tensor, default_shape, rgb_only=include_preprocessing
+    image, inputs = model_io.make_input(
+        input_shape=input_shape, input_tensor=input_tensor,
+        default_shape=default_shape, rgb_only=include_preprocessing,
     )
-    factory = _common.ConvFactory(rule, num_kernels, PAPER_ROLES)
+    factory = placement.ConvFactory(
+        rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
+        formulation=formulation,
+    )
 
     x = image
     if include_preprocessing:
@@ -112,15 +126,19 @@ def _resnet(
     for stage_index, stage in enumerate(ARCHITECTURES[model_type]):
         for block in range(stage.blocks):
             x = _basic_block(
-                x, factory, stage.filters, stage.stride if block == 0 else 1,
-                f"conv{stage_index + 2}_block{block + 1}",
+                x, factory, filters=stage.filters,
+                stride=stage.stride if block == 0 else 1,
+                prefix=f"conv{stage_index + 2}_block{block + 1}",
             )
-    x = _common.pooled_top(
-        x, include_top, pooling, classes, classifier_activation, dropout_rate
+    x = model_io.pooled_top(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, dropout_rate=dropout_rate,
     )
     if name is None:
         name = f"{'dy_' if dynamic else ''}{model_type}"
-    return _common.finish(inputs, x, name, weights, factory)
+    return model_io.finish(
+        inputs=inputs, outputs=x, name=name, weights=weights, factory=factory
+    )
 
 
 @register
@@ -138,11 +156,16 @@ def DYResNet18(
     dynamic_layers=None,
     dropout_rate=0.0,
     include_preprocessing=True,
+    formulation="auto",
 ):
     return _resnet(
-        "resnet18", input_shape, include_top, weights, input_tensor, pooling,
-        classes, classifier_activation, include_preprocessing, name,
-        num_kernels, dynamic, dynamic_layers, dropout_rate,
+        model_type="resnet18", input_shape=input_shape,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name,
+        num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
+        dropout_rate=dropout_rate, formulation=formulation,
     )
 
 
@@ -161,11 +184,16 @@ def DYResNet10(
     dynamic_layers=None,
     dropout_rate=0.0,
     include_preprocessing=True,
+    formulation="auto",
 ):
     return _resnet(
-        "resnet10", input_shape, include_top, weights, input_tensor, pooling,
-        classes, classifier_activation, include_preprocessing, name,
-        num_kernels, dynamic, dynamic_layers, dropout_rate,
+        model_type="resnet10", input_shape=input_shape,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation,
+        include_preprocessing=include_preprocessing, name=name,
+        num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
+        dropout_rate=dropout_rate, formulation=formulation,
     )
 
 
@@ -192,6 +220,7 @@ _DOCSTRING = """Instantiates DY-ResNet-{depth} (or, with `dynamic=False`, ResNet
 {args}
         include_preprocessing: include the `Rescaling` + `Normalization`
             input layers (RGB inputs only).
+{formulation}
 
     Returns:
         A functional `keras.Model`.
@@ -224,12 +253,13 @@ for _fn, _depth, _blocks, _count, _paper in (
 ):
     _fn.__doc__ = _DOCSTRING.format(
         depth=_depth, blocks=_blocks, count=_count, paper=_paper,
-        args=_common.COMMON_ARGS_DOC.format(
+        args=docstrings.COMMON_ARGS_DOC.format(
             paper=_PAPER_PLACEMENT, example="conv5_block1_2_conv"
         ),
-        raises=_common.COMMON_RAISES_DOC,
+        formulation=docstrings.FORMULATION_ARG_DOC,
+        raises=docstrings.COMMON_RAISES_DOC.format(alpha="", min_size=32),
     )
 
 
-preprocess_input = _common.passthrough_preprocess_input
-decode_predictions = _common.decode_predictions
+preprocess_input = preprocessing.passthrough_preprocess_input
+decode_predictions = preprocessing.decode_predictions

@@ -332,6 +332,110 @@ def _model_inputs(model, input_shape):
     return shapes, arrays[0] if len(arrays) == 1 else arrays
 
 
+def _record_calls(model, layers, inputs):
+    """Runs the model once on `inputs`; returns `{id(layer): [(input shape,
+    output shape), ...]}`, one pair per call of each layer."""
+    records = {id(layer): [] for _, layer in layers}
+
+    def recording(layer, original):
+        def call(*args, **kwargs):
+            outputs = original(*args, **kwargs)
+            first = args[0] if args else next(iter(kwargs.values()), None)
+            records[id(layer)].append((_first_shape(first), _first_shape(outputs)))
+            return outputs
+
+        return call
+
+    if not model.built or not all(layer.built for _, layer in layers):
+        # Keras builds some layers by tracing their `call` symbolically; do
+        # it before recording, so only the real forward pass is counted.
+        model(inputs, training=False)
+    patched = []
+    try:
+        for _, layer in layers:
+            # An instance attribute shadows the class's `call` for this pass.
+            object.__setattr__(layer, "call", recording(layer, layer.call))
+            patched.append(layer)
+        model(inputs, training=False)
+    finally:
+        for layer in patched:
+            object.__delattr__(layer, "call")
+    return records
+
+
+def _own_weights(model, layers):
+    """Who owns which weight, and how large each is.
+
+    Returns:
+        `(params, sizes)`: `{id(layer): elements of the weights it owns}`,
+        where a weight belongs to the deepest layer holding it (a composite
+        layer does not count its sublayers' weights again), and
+        `{id(weight): elements}` of every weight, once.
+    """
+    sizes = {id(w): _size(w.shape) for w in model.weights}
+    owner = {}
+    for _, layer in reversed(layers):  # deepest layer owning a weight wins
+        for weight in layer.weights:
+            owner.setdefault(id(weight), id(layer))
+            sizes.setdefault(id(weight), _size(weight.shape))
+    params = {
+        id(layer): sum(
+            sizes[key] for key in {id(w) for w in layer.weights}
+            if owner[key] == id(layer)
+        )
+        for _, layer in layers
+    }
+    return params, sizes
+
+
+def _count_layer(path, layer, calls, params):
+    """The `LayerProfile` of one layer: its MAdds summed over its calls
+    (None when a call has no rule)."""
+    composite = bool(_sublayers(layer))
+    total = attention = aggregation = 0
+    for in_shape, out_shape in calls:
+        if composite:
+            # Its sublayers are counted themselves; own weights: no rule.
+            count = (0 if not params else None, 0, 0)
+        else:
+            count = _layer_madds(layer, in_shape, out_shape, bool(params))
+        if count[0] is None:
+            total = None
+            break
+        total += count[0]
+        attention += count[1]
+        aggregation += count[2]
+    if not calls:
+        total = 0
+    return LayerProfile(
+        name=path,
+        class_name=type(layer).__name__,
+        output_shape=None if not calls or calls[0][1] is None
+        else tuple(calls[0][1][1:]),
+        params=params,
+        madds=total,
+        attention_madds=attention if total is not None else 0,
+        aggregation_madds=aggregation if total is not None else 0,
+        calls=len(calls),
+    )
+
+
+def _assemble(model, shapes, rows, sizes):
+    """The `Profile`: the rows and their totals."""
+    counted = [r for r in rows if r.madds is not None]
+    return Profile(
+        model_name=model.name,
+        input_shapes=tuple(shapes),
+        layers=tuple(rows),
+        total_params=sum(sizes[id(w)] for w in model.weights),
+        trainable_params=sum(sizes[id(w)] for w in model.trainable_weights),
+        total_madds=sum(r.madds for r in counted),
+        attention_madds=sum(r.attention_madds for r in counted),
+        aggregation_madds=sum(r.aggregation_madds for r in counted),
+        uncounted=tuple(r.name for r in rows if r.madds is None),
+    )
+
+
 def profile(model, input_shape=None):
     """Counts the parameters and multiply-adds of a Keras model, per layer.
 
@@ -371,83 +475,10 @@ def profile(model, input_shape=None):
     """
     shapes, inputs = _model_inputs(model, input_shape)
     layers = _walk(model)
-    records = {id(layer): [] for _, layer in layers}
-
-    def recording(layer, original):
-        def call(*args, **kwargs):
-            outputs = original(*args, **kwargs)
-            first = args[0] if args else next(iter(kwargs.values()), None)
-            records[id(layer)].append((_first_shape(first), _first_shape(outputs)))
-            return outputs
-
-        return call
-
-    if not model.built or not all(layer.built for _, layer in layers):
-        # Keras builds some layers by tracing their `call` symbolically; do
-        # it before recording, so only the real forward pass is counted.
-        model(inputs, training=False)
-    patched = []
-    try:
-        for _, layer in layers:
-            # An instance attribute shadows the class's `call` for this pass.
-            object.__setattr__(layer, "call", recording(layer, layer.call))
-            patched.append(layer)
-        model(inputs, training=False)
-    finally:
-        for layer in patched:
-            object.__delattr__(layer, "call")
-
-    owner = {}
-    for _, layer in reversed(layers):  # deepest layer owning a weight wins
-        for weight in layer.weights:
-            owner.setdefault(id(weight), id(layer))
-    sized = {id(w): _size(w.shape) for w in model.weights}
-    for _, layer in layers:
-        for weight in layer.weights:
-            sized.setdefault(id(weight), _size(weight.shape))
-
-    rows = []
-    for path, layer in layers:
-        params = sum(
-            sized[key] for key in {id(w) for w in layer.weights}
-            if owner.get(key) == id(layer)
-        )
-        calls = records[id(layer)]
-        composite = bool(_sublayers(layer))
-        total = attention = aggregation = 0
-        for in_shape, out_shape in calls:
-            if composite:
-                count = (0 if not params else None, 0, 0)
-            else:
-                count = _layer_madds(layer, in_shape, out_shape, bool(params))
-            if count[0] is None:
-                total = None
-                break
-            total += count[0]
-            attention += count[1]
-            aggregation += count[2]
-        if not calls:
-            total = 0
-        rows.append(LayerProfile(
-            name=path,
-            class_name=type(layer).__name__,
-            output_shape=None if not calls or calls[0][1] is None
-            else tuple(calls[0][1][1:]),
-            params=params,
-            madds=total,
-            attention_madds=attention if total is not None else 0,
-            aggregation_madds=aggregation if total is not None else 0,
-            calls=len(calls),
-        ))
-    counted = [r for r in rows if r.madds is not None]
-    return Profile(
-        model_name=model.name,
-        input_shapes=tuple(shapes),
-        layers=tuple(rows),
-        total_params=sum(sized[id(w)] for w in model.weights),
-        trainable_params=sum(sized[id(w)] for w in model.trainable_weights),
-        total_madds=sum(r.madds for r in counted),
-        attention_madds=sum(r.attention_madds for r in counted),
-        aggregation_madds=sum(r.aggregation_madds for r in counted),
-        uncounted=tuple(r.name for r in rows if r.madds is None),
-    )
+    records = _record_calls(model, layers, inputs)
+    params, sizes = _own_weights(model, layers)
+    rows = [
+        _count_layer(path, layer, records[id(layer)], params[id(layer)])
+        for path, layer in layers
+    ]
+    return _assemble(model, shapes, rows, sizes)
