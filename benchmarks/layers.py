@@ -3,16 +3,18 @@
 For each case it times, in the same process and interleaved round by round
 (the machines are noisy; only ratios measured together mean something):
 the static Keras layer, and the dynamic layer in every formulation that can
-train on this device. It prints forward and forward+backward time ratios
-(dynamic / static, median over rounds) and the peak resident memory that
-one forward+backward step adds (TF's allocator statistics, reset before the step).
+train on this device, plus `formulation="auto"` on a layer built without a
+spatial size (`(None, None, None, C)`, as in a fully convolutional
+backbone), which must choose as the known-size layer does. It prints
+inference (forward, `training=False`) and training (forward+backward,
+`training=True`) time ratios, dynamic / static, median over rounds, the
+peak memory one training step adds (TF's allocator statistics), and marks
+what `formulation="auto"` (`kdc.layers.formulation_policy`) chose for each
+purpose.
 
     python benchmarks/layers.py              # batch 32, 20 rounds
     python benchmarks/layers.py --jit        # the same under XLA
     python benchmarks/layers.py --rounds 5   # quicker
-
-"batch_folded" (grouped conv) is among the regular-conv candidates where TF
-can differentiate it (cuDNN, XLA, or its oneDNN CPU kernels).
 """
 
 import argparse
@@ -24,11 +26,11 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
-from keras_dynconv.layers import per_sample_conv  # noqa: E402
+from keras_dynconv.layers import formulation_policy  # noqa: E402
+from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported  # noqa: E402
 
 # (name, kind, height=width, in_channels, out_channels, kernel, stride)
 CASES = [
@@ -37,10 +39,12 @@ CASES = [
     ("dw3x3 56x56x144", "depthwise", 56, 144, 144, 3, 1),
     ("dw3x3 28x28x192 s2", "depthwise", 28, 192, 192, 3, 2),
     ("3x3 14x14x96->96", "conv", 14, 96, 96, 3, 1),
-    # Beyond the issue's list: MobileNetV3's 5x5 depthwise, and a ResNet 3x3.
+    # Beyond MobileNetV2: MobileNetV3's 5x5 depthwise, ResNet 3x3s.
     ("dw5x5 14x14x240", "depthwise", 14, 240, 240, 5, 1),
     ("3x3 56x56x64->64", "conv", 56, 64, 64, 3, 1),
+    ("3x3 7x7x512->512", "conv", 7, 512, 512, 3, 1),
 ]
+UNKNOWN_SIZE = "auto, built on unknown size"
 
 
 def make_layers(kind, filters, kernel, stride):
@@ -53,17 +57,15 @@ def make_layers(kind, filters, kernel, stride):
 
 
 def step_functions(layer, x, jit):
-    layer(x)  # build
-
     @tf.function(jit_compile=jit)
     def forward(x):
-        return layer(x)
+        return layer(x, training=False)
 
     @tf.function(jit_compile=jit)
     def forward_backward(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(tf.square(layer(x)))
+            loss = tf.reduce_sum(tf.square(layer(x, training=True)))
         return tape.gradient(loss, [x, *layer.trainable_weights])
 
     return forward, forward_backward
@@ -84,12 +86,15 @@ def peak_memory_mb(fn, x, device):
     return (tf.config.experimental.get_memory_info(device)["peak"] - base) / 2**20
 
 
+def device_type():
+    return "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
+
+
 def candidates(kind):
-    """Formulations that can train here (a grouped conv's gradient needs
-    cuDNN, XLA or TF's oneDNN CPU kernels)."""
-    device = "GPU" if tf.config.list_logical_devices("GPU") else "CPU"
-    names = ["patches", "batch_folded", "per_sample_loop", "mixture"]
-    if kind == "conv" and not per_sample_conv.grouped_conv_gradient_supported(device):
+    """Formulations that can train here: a grouped conv's gradient needs
+    cuDNN, XLA or TF's oneDNN CPU kernels."""
+    names = list(kdc.layers.FORMULATIONS)
+    if kind == "conv" and not grouped_conv_gradient_supported(device_type()):
         names.remove("batch_folded")
     return names
 
@@ -101,12 +106,18 @@ def run_case(case, batch, rounds, jit):
     variants = {"static": static}
     for formulation in candidates(kind):
         variants[formulation] = dynamic(formulation)
-    auto_layer = dynamic("auto")
-    auto_layer.build(x.shape)
-    auto = auto_layer.resolved_formulation
+    variants[UNKNOWN_SIZE] = dynamic("auto")
+    for key, layer in variants.items():
+        layer.build((None, None, None, cin) if key == UNKNOWN_SIZE else x.shape)
     fns = {key: step_functions(layer, x, jit) for key, layer in variants.items()}
-    for fwd, fb in fns.values():  # trace and warm up
-        seconds(fwd, x), seconds(fb, x), seconds(fb, x)
+    chosen = {}
+    for key, (fwd, fb) in fns.items():  # trace and warm up
+        seconds(fwd, x)
+        if key == UNKNOWN_SIZE:
+            chosen["inference"] = variants[key].resolved_formulation
+        seconds(fb, x), seconds(fb, x)
+        if key == UNKNOWN_SIZE:
+            chosen["training"] = variants[key].resolved_formulation
     times = {key: ([], []) for key in fns}
     for _ in range(rounds):
         for key, (fwd, fb) in fns.items():
@@ -117,16 +128,20 @@ def run_case(case, batch, rounds, jit):
     memory = {key: peak_memory_mb(fb, x, device) for key, (_, fb) in fns.items()}
     static_fwd = statistics.median(times["static"][0])
     static_fb = statistics.median(times["static"][1])
-    print(f"\n{name} (batch {batch}): static fwd {static_fwd * 1e3:.1f} ms, "
-          f"fwd+bwd {static_fb * 1e3:.1f} ms, peak +{memory['static']:.0f} MB")
-    print(f"  {'formulation':<18}{'fwd x':>8}{'fwd+bwd x':>11}{'peak MB':>9}")
+    print(f"\n{name} (batch {batch}): static inference {static_fwd * 1e3:.1f} ms, "
+          f"training step {static_fb * 1e3:.1f} ms, peak +{memory['static']:.0f} MB")
+    print(f"  {'formulation':<30}{'infer x':>8}{'train x':>9}{'peak MB':>9}")
     for key in fns:
         if key == "static":
             continue
         fwd = statistics.median(times[key][0]) / static_fwd
         fb = statistics.median(times[key][1]) / static_fb
-        marker = "  <- auto" if key == auto else ""
-        print(f"  {key:<18}{fwd:>8.2f}{fb:>11.2f}{memory[key]:>9.0f}{marker}")
+        marks = [purpose for purpose in ("inference", "training")
+                 if chosen[purpose] == key]
+        if key == UNKNOWN_SIZE:
+            marks = [f"chose {chosen['inference']} / {chosen['training']}"]
+        marker = f"  <- auto: {', '.join(marks)}" if marks else ""
+        print(f"  {key:<30}{fwd:>8.2f}{fb:>9.2f}{memory[key]:>9.0f}{marker}")
 
 
 def main():
@@ -143,7 +158,8 @@ def main():
           f"{keras.__version__}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, device {devices[0].name}, "
           f"XLA {'on' if args.jit else 'off'}")
-    print("ratios: dynamic / static, median of interleaved rounds; K = 4")
+    print("ratios: dynamic / static, median of interleaved rounds; K = 4; "
+          f"policy rows: {device_type()}")
     for case in CASES:
         run_case(case, args.batch, args.rounds, args.jit)
 

@@ -6,18 +6,21 @@ placement, 1000 classes, every layer's `formulation="auto"`) and their
 static twins (`dynamic=False`); `--jit` compiles with XLA and `--dtype-policy`
 sets a mixed-precision policy (for GPU runs).
 
-- Training: `model.fit` on synthetic data (a repeated in-memory batch),
-  SGD with momentum 0.9, batch 32 at 96x96 by default. Throughput is timed
-  per batch by a callback; the first batch of every `fit` call and a whole
-  warm-up `fit` (tracing) are excluded.
-- Inference: a `tf.function` of `model(x, training=False)` at batch 1 and
-  batch 32, warmed up first.
+- Training (`--size`, 96x96 by default): `model.fit` on synthetic data (a
+  repeated in-memory batch), SGD with momentum 0.9, batch 32. Throughput is
+  timed per batch by a callback; the first batch of every `fit` call and a
+  whole warm-up `fit` (tracing) are excluded.
+- Inference (`--inference-size`, 224x224 by default), at batch 1 and batch
+  32, three ways a model serves: a compiled call (a `tf.function` of
+  `model(x, training=False)`, input shape known when traced), `model.predict`
+  (batch size unknown when traced), and the SavedModel of `model.export()`
+  reloaded with `tf.saved_model.load` (its signature's batch is unknown).
 
 Static and DY runs alternate round by round (the machines are noisy; only
 ratios measured together mean something); the medians over rounds are
 printed, and the DY / static ratio of the medians.
 
-    python benchmarks/models.py                # about 5 minutes on 2 cores
+    python benchmarks/models.py                # about 8 minutes on 2 cores
     python benchmarks/models.py --rounds 2 --steps 4   # quicker
     python benchmarks/models.py --jit --dtype-policy mixed_float16   # on a GPU
 """
@@ -27,6 +30,7 @@ import os
 import platform
 import statistics
 import subprocess
+import tempfile
 import time
 import warnings
 
@@ -91,11 +95,11 @@ def inference_function(model):
 
 
 def infer_images_per_second(infer, x, iterations):
-    infer(x).numpy()  # warm
+    np.asarray(infer(x))  # warm
     start = time.perf_counter()
     for _ in range(iterations):
         out = infer(x)
-    out.numpy()
+    np.asarray(out)
     return x.shape[0] * iterations / (time.perf_counter() - start)
 
 
@@ -110,77 +114,114 @@ def cpu_name():
     return platform.processor() or platform.machine()
 
 
-def run_pair(label, fn, kwargs, args):
-    size, batch = args.size, args.batch
-    rng = np.random.RandomState(0)
+def print_rows(rows, models):
+    """rows: [(label, {variant: [images/s per round]})]."""
+    print(f"  {'images/s (median of rounds)':<34}{'variant':<10}{'images/s':>9}"
+          f"{'x static':>10}")
+    for name, values in rows:
+        static = statistics.median(values["static"])
+        for key in models:
+            value = statistics.median(values[key])
+            ratio = "" if key == "static" else f"{value / static:>9.2f}x"
+            print(f"  {name:<34}{key:<10}{value:>9.1f}{ratio:>10}")
+            name = ""
+
+
+def images(fn, size, batch, seed=0):
+    rng = np.random.RandomState(seed)
     x = rng.uniform(0, 255, (batch, size, size, 3)).astype("float32")
     if fn is kdc.applications.DYMobileNetV2:
         x = x / 127.5 - 1.0  # MobileNetV2 expects [-1, 1]
-    y = rng.randint(0, CLASSES, batch)
+    return x
+
+
+def run_training(label, fn, kwargs, args):
+    size, batch = args.size, args.batch
+    x = images(fn, size, batch)
+    y = np.random.RandomState(0).randint(0, CLASSES, batch)
     dataset = tf.data.Dataset.from_tensors((x, y)).repeat()
     models = {
         "static": build(fn, kwargs, False, size, args.jit),
         "DY": build(fn, kwargs, True, size, args.jit),
     }
-    infer = {key: inference_function(m) for key, m in models.items()}
-    x1 = tf.constant(x[:1])
-    xb = tf.constant(x)
-
     for model in models.values():  # trace and warm up
         model.fit(dataset, epochs=1, steps_per_epoch=2, verbose=0)
     train = {key: [] for key in models}
-    single = {key: [] for key in models}
-    batched = {key: [] for key in models}
     for _ in range(args.rounds):
         for key, model in models.items():
             train[key].append(
                 train_images_per_second(model, dataset, args.steps, batch)
             )
-        for key in models:
-            single[key].append(
-                infer_images_per_second(infer[key], x1, args.infer_iterations)
-            )
-            batched[key].append(
-                infer_images_per_second(
-                    infer[key], xb, max(3, args.infer_iterations // 8)
-                )
-            )
-
-    print(f"\n{label} ({size}x{size}, {CLASSES} classes): static "
+    print(f"\n{label}, training ({size}x{size}, {CLASSES} classes): static "
           f"{models['static'].count_params() / 1e6:.2f}M params, DY "
           f"{models['DY'].count_params() / 1e6:.2f}M")
-    print(f"  {'images/s (median of rounds)':<30}{'variant':<28}{'images/s':>9}"
-          f"{'x static':>10}")
-    for name, values in (
-        (f"train, model.fit, batch {batch}", train),
-        ("inference, batch 1", single),
-        (f"inference, batch {batch}", batched),
-    ):
-        static = statistics.median(values["static"])
-        for key in models:
-            value = statistics.median(values[key])
-            ratio = "" if key == "static" else f"{value / static:>9.2f}x"
-            print(f"  {name:<30}{key:<28}{value:>9.1f}{ratio:>10}")
-            name = ""
+    print_rows([(f"train, model.fit, batch {batch}", train)], models)
+
+
+def serving_functions(model, export_dir):
+    """{way: fn(x) -> outputs} for the three ways a model serves."""
+    compiled = inference_function(model)
+    model.export(export_dir, verbose=False)
+    saved = tf.saved_model.load(export_dir)
+    return {
+        "compiled call": compiled,
+        "predict": lambda x: model.predict(x, batch_size=x.shape[0], verbose=0),
+        "SavedModel": lambda x: saved.serve(x),
+    }
+
+
+def run_inference(label, fn, kwargs, args, workdir):
+    size = args.inference_size
+    models = {
+        "static": build(fn, kwargs, False, size, args.jit),
+        "DY": build(fn, kwargs, True, size, args.jit),
+    }
+    ways = {
+        key: serving_functions(model, os.path.join(workdir, f"{label}-{key}"))
+        for key, model in models.items()
+    }
+    rows = []
+    for batch, iterations in ((1, args.infer_iterations),
+                              (args.batch, max(2, args.infer_iterations // 16))):
+        x = tf.constant(images(fn, size, batch))
+        for way in ways["static"]:
+            calls = {key: ways[key][way] for key in models}
+            for call in calls.values():  # trace and warm up
+                np.asarray(call(x))
+            values = {key: [] for key in models}
+            for _ in range(args.rounds):
+                for key, call in calls.items():
+                    values[key].append(
+                        infer_images_per_second(call, x, iterations)
+                    )
+            rows.append((f"{way}, batch {batch}", values))
+    print(f"\n{label}, inference ({size}x{size}, {CLASSES} classes)")
+    print_rows(rows, models)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--size", type=int, default=96, help="input side (>= 32)")
+    parser.add_argument("--size", type=int, default=96,
+                        help="training input side (>= 32)")
+    parser.add_argument("--inference-size", type=int, default=224,
+                        help="inference input side (>= 32)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8,
                         help="timed training steps per round")
-    parser.add_argument("--infer-iterations", type=int, default=40,
-                        help="batch-1 inference calls per round (batch: 1/8)")
+    parser.add_argument("--infer-iterations", type=int, default=32,
+                        help="batch-1 inference calls per round (batch: 1/16)")
     parser.add_argument("--jit", action="store_true", help="compile with XLA")
     parser.add_argument("--dtype-policy", default="float32",
                         choices=("float32", "mixed_float16", "mixed_bfloat16"))
     args = parser.parse_args(argv)
-    if min(args.batch, args.rounds, args.steps, args.infer_iterations) < 1 or args.size < 32:
+    if (min(args.batch, args.rounds, args.steps, args.infer_iterations) < 1
+            or min(args.size, args.inference_size) < 32):
         parser.error(
             "--batch, --rounds, --steps, --infer-iterations must be >= 1 and "
-            f"--size >= 32. Received: --size={args.size}, --batch={args.batch}, "
+            "--size, --inference-size >= 32. Received: "
+            f"--size={args.size}, --inference-size={args.inference_size}, "
+            f"--batch={args.batch}, "
             f"--rounds={args.rounds}, --steps={args.steps}, "
             f"--infer-iterations={args.infer_iterations}"
         )
@@ -194,7 +235,10 @@ def main(argv=None):
           "a round; K = 4, paper placement")
     start = time.perf_counter()
     for label, fn, kwargs in MODELS:
-        run_pair(label, fn, kwargs, args)
+        run_training(label, fn, kwargs, args)
+    with tempfile.TemporaryDirectory() as workdir:
+        for label, fn, kwargs in MODELS:
+            run_inference(label, fn, kwargs, args, workdir)
     print(f"\ntotal {time.perf_counter() - start:.0f} s")
 
 
