@@ -35,6 +35,32 @@ def test_cpu_training_rows(kind, kernel, output_size, expected):
     assert policy.choose(kind, kernel, output_size, "CPU", "training") == expected
 
 
+@pytest.mark.parametrize(
+    "kind, kernel, output_size, batch, expected",
+    [
+        ("depthwise", (3, 3), (56, 56), 32, "per_sample_loop"),  # unrolled
+        ("depthwise", (3, 3), (56, 56), None, "batch_folded"),
+        ("depthwise", (3, 3), (14, 14), 32, "batch_folded"),
+        ("conv", (3, 3), (14, 14), 32, "per_sample_loop"),
+        ("conv", (3, 3), (14, 14), None, "batch_folded" if GROUPED else "patches"),
+        ("conv", (3, 3), (7, 7), 32, "patches"),
+    ],
+)
+def test_cpu_inference_rows_use_the_static_batch(kind, kernel, output_size, batch, expected):
+    assert policy.choose(kind, kernel, output_size, "CPU", "inference", batch) == expected
+    if kind == "depthwise":  # training keeps the folded batch
+        assert policy.choose(kind, kernel, output_size, "CPU", "training", batch) == "batch_folded"
+
+
+@pytest.mark.parametrize("batch", [4, None])
+def test_per_sample_loop_is_unrolled_when_the_batch_is_known(batch):
+    layer = kdc.layers.DynamicDepthwiseConv2D(3, padding="same", formulation="per_sample_loop")
+    layer.build((None, 6, 6, 2))
+    ops = _op_types(_trace(layer, [batch, 6, 6, 2], training=True))
+    assert bool({"While", "StatelessWhile"} & ops) == (batch is None)
+    assert ("Pack" in ops) == (batch is not None)
+
+
 @pytest.mark.parametrize("supported, expected", [(True, "batch_folded"), (False, "patches")])
 def test_grouped_conv_only_where_differentiable(supported, expected, monkeypatch):
     monkeypatch.setattr(policy, "grouped_conv_gradient_supported", lambda device: supported)
@@ -62,7 +88,7 @@ def test_tables_are_well_formed():
         for rules in table.values():
             assert rules[0].from_output_pixels == 0
             starts = [r.from_output_pixels for r in rules]
-            assert starts == sorted(set(starts))
+            assert starts == sorted(starts)
             assert all(r.formulation in kdc.layers.FORMULATIONS for r in rules)
             # Only the CPU training and inference rows have been measured.
             if device != "CPU" or purpose == "export":
@@ -90,9 +116,13 @@ def _trace(layer, signature, training=False):
 
 
 def _op_types(concrete):
-    types = set()
-    for graph in [concrete.graph, *(f.graph for f in concrete.graph._functions.values())]:
+    """Op types of a traced function and of every function it calls
+    (branches of conds and switches, loop bodies)."""
+    types, graphs = set(), [concrete.graph]
+    while graphs:
+        graph = graphs.pop()
         types |= {op.type for op in graph.get_operations()}
+        graphs.extend(f.graph for f in graph._functions.values() if hasattr(f, "graph"))
     return types
 
 

@@ -273,6 +273,7 @@ class BaseDynamicConv(keras.layers.Layer):
                 self.KIND, self.kernel_size,
                 self._output_size(tuple(inputs.shape[1:3])),
                 formulation_policy.device_type_of(inputs), purpose,
+                batch_size=inputs.shape[0],
             )
         self._last_formulation = formulation
         if formulation is None:
@@ -324,6 +325,7 @@ class BaseDynamicConv(keras.layers.Layer):
         rules = formulation_policy.size_rules(
             self.KIND, self.kernel_size,
             formulation_policy.device_type_of(inputs), purpose,
+            batch_size=inputs.shape[0],
         )
         shape = tf.shape(inputs)
         out_h, out_w = self._output_size((shape[1], shape[2]))

@@ -50,12 +50,15 @@ class Rule:
         from_output_pixels: where the rule starts (the first rule: 0).
         needs_grouped_conv_gradient: the rule is skipped where TF cannot
             differentiate a grouped conv (CPU without oneDNN).
+        needs_static_batch: the rule is skipped when the batch size is not
+            known when the layer is traced (an unrolled per-sample loop).
         measured: whether a benchmark on this device type chose it.
     """
 
     formulation: str
     from_output_pixels: int = 0
     needs_grouped_conv_gradient: bool = False
+    needs_static_batch: bool = False
     measured: bool = True
 
 
@@ -64,9 +67,9 @@ _POINTWISE = "1x1"  # a regular 1x1 conv: a plain (batched) matmul
 _SPATIAL = "kxk"  # any other regular conv
 _DEPTHWISE = "depthwise"
 
-# CPU, measured with benchmarks/layers.py (batch 32, K = 4; docs/benchmarks.md):
-# forward+backward for training, forward for inference; both orders agree.
-_CPU = {
+# CPU, measured with benchmarks/layers.py (batch 32, K = 4; docs/benchmarks.md).
+# Training: forward+backward.
+_CPU_TRAINING = {
     _POINTWISE: (Rule("patches"),),  # batched matmul: 0.9-1.2x static
     _SPATIAL: (
         Rule("patches"),  # im2col + batched matmul: 2.5x at 7x7
@@ -75,9 +78,25 @@ _CPU = {
         # one static conv a sample: 1.4x at 56x56, grouped 1.5x
         Rule("per_sample_loop", 400),
     ),
-    # one depthwise conv over batch * channels: 1.6-2.2x (map_fn 2.1-3.5x,
-    # 9-tap multiply-add 20-40x)
+    # one depthwise conv over batch * channels: 1.6-2.2x (a loop of static
+    # depthwise convs 2.1-3.5x, 9-tap multiply-add 20-40x)
     _DEPTHWISE: (Rule("batch_folded"),),
+}
+# Inference: forward only. Where the batch size is known when traced (a
+# compiled call, model.predict's full batches), the unrolled loop of static
+# convs beats the folded batch: no transposes of the whole activation.
+_CPU_INFERENCE = {
+    _POINTWISE: (Rule("patches"),),
+    _SPATIAL: (
+        Rule("patches"),
+        Rule("batch_folded", 100, needs_grouped_conv_gradient=True),
+        Rule("per_sample_loop", 100, needs_static_batch=True),
+        Rule("per_sample_loop", 400),
+    ),
+    _DEPTHWISE: (
+        Rule("batch_folded"),
+        Rule("per_sample_loop", 784, needs_static_batch=True),
+    ),
 }
 # GPU and TPU: no accelerator has run benchmarks/layers.py yet. The grouped
 # conv (cuDNN; XLA's feature_group_count) is what per-sample convs use on
@@ -98,8 +117,8 @@ _EXPORT = {
 }
 
 TABLES = {
-    ("CPU", "training"): _CPU,
-    ("CPU", "inference"): _CPU,
+    ("CPU", "training"): _CPU_TRAINING,
+    ("CPU", "inference"): _CPU_INFERENCE,
     ("GPU", "training"): _ACCELERATOR,
     ("GPU", "inference"): _ACCELERATOR,
     ("TPU", "training"): _ACCELERATOR,
@@ -121,7 +140,7 @@ def _kernel_class(kind, kernel_size):
     return _POINTWISE if tuple(kernel_size) == (1, 1) else _SPATIAL
 
 
-def size_rules(kind, kernel_size, device_type, purpose):
+def size_rules(kind, kernel_size, device_type, purpose, batch_size=None):
     """The rules that apply to a layer, by ascending output size.
 
     Args:
@@ -129,22 +148,30 @@ def size_rules(kind, kernel_size, device_type, purpose):
         kernel_size: `(kh, kw)`.
         device_type: `"CPU"`, `"GPU"` or `"TPU"`.
         purpose: `"training"`, `"inference"` or `"export"`.
+        batch_size: the batch size when known at trace time, else None.
 
     Returns:
-        A tuple of `Rule`, the first starting at 0 output pixels.
+        A tuple of `Rule`, the first starting at 0 output pixels; of rules
+        starting at the same size, the last that applies.
     """
     _check(kind, "kind", KINDS)
     _check(device_type, "device_type", DEVICE_TYPES)
     _check(purpose, "purpose", PURPOSES)
     rules = TABLES[device_type, purpose][_kernel_class(kind, kernel_size)]
-    return tuple(
-        rule for rule in rules
-        if not rule.needs_grouped_conv_gradient
-        or grouped_conv_gradient_supported(device_type)
-    )
+    applicable = {}
+    for rule in rules:
+        if rule.needs_grouped_conv_gradient and not grouped_conv_gradient_supported(
+            device_type
+        ):
+            continue
+        if rule.needs_static_batch and batch_size is None:
+            continue
+        applicable[rule.from_output_pixels] = rule
+    return tuple(applicable[start] for start in sorted(applicable))
 
 
-def choose(kind, kernel_size, output_size, device_type, purpose):
+def choose(kind, kernel_size, output_size, device_type, purpose,
+           batch_size=None):
     """The formulation for one layer call.
 
     Args:
@@ -154,12 +181,13 @@ def choose(kind, kernel_size, output_size, device_type, purpose):
             None when not known.
         device_type: `"CPU"`, `"GPU"` or `"TPU"`.
         purpose: `"training"`, `"inference"` or `"export"`.
+        batch_size: the batch size when known at trace time, else None.
 
     Returns:
         A formulation name, or None when the choice depends on an output
         size that is not known (`size_rules` then says where it changes).
     """
-    rules = size_rules(kind, kernel_size, device_type, purpose)
+    rules = size_rules(kind, kernel_size, device_type, purpose, batch_size)
     if len(rules) == 1:
         return rules[0].formulation
     if output_size is None or None in tuple(output_size):
