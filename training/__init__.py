@@ -1,0 +1,1 @@
+"""Runnable training scripts over keras_dynconv.training."""
