@@ -22,6 +22,15 @@ tf.config.set_logical_device_configuration(
 import keras_dynconv as kdc  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session:
+    several strategies in one process reuse collective instance keys, and
+    their all-reduces then mix tensors of different models."""
+    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
+    return tf.distribute.MirroredStrategy(devices)
+
+
 @pytest.fixture(autouse=True)
 def _doctest_names(doctest_namespace):
     doctest_namespace.update({"np": np, "keras": keras, "kdc": kdc, "tf": tf})

@@ -174,9 +174,8 @@ def test_a_gpu_replica_gets_the_gpu_rows():
     assert layer.resolved_formulation == "per_sample_loop"
 
 
-def test_mirrored_replicas_on_cpus_get_the_cpu_rows():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_mirrored_replicas_on_cpus_get_the_cpu_rows(mirrored_strategy):
+    strategy = mirrored_strategy
     with strategy.scope():
         layer = kdc.layers.DynamicConv2D(4, 3, padding="same")
         layer.build((None, None, None, 2))

@@ -235,10 +235,9 @@ def test_fit_and_predict_with_short_last_batch_and_batch_1():
     )
 
 
-def test_fit_under_mirrored_strategy_on_two_cpus():
-    devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
-    assert len(devices) == 2, "conftest.py configures two logical CPUs"
-    strategy = tf.distribute.MirroredStrategy(devices)
+def test_fit_under_mirrored_strategy_on_two_cpus(mirrored_strategy):
+    strategy = mirrored_strategy
+    assert strategy.num_replicas_in_sync == 2, "conftest.py configures two logical CPUs"
     with strategy.scope():
         model = _small_model()
         model.compile(

@@ -179,12 +179,11 @@ def test_warmup_then_cosine_step_and_constant():
     assert float(clone(37)) == pytest.approx(float(cosine(37)))
 
 
-def test_xla_choice_per_strategy():
+def test_xla_choice_per_strategy(mirrored_strategy):
     default = tf.distribute.get_strategy()
     assert choose_jit("auto", default) == (False, "auto: CPU (XLA's CPU depthwise conv is slow)")
     assert choose_jit("on", default)[0] is True
-    mirrored = tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")][:2])
+    mirrored = mirrored_strategy
     assert choose_jit("auto", mirrored)[0] is False
     assert resolve_strategy_name("auto") == "default"
 

@@ -42,8 +42,9 @@ def mocked_tfds():
         yield
 
 
-def _mirrored():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+@pytest.fixture
+def _mirrored(mirrored_strategy):
+    return lambda: mirrored_strategy
 
 
 # ---------------------------------------------------------------------------
@@ -151,7 +152,7 @@ def test_same_seed_same_stream_and_resume_at_epoch(dataset, mocked_tfds):
 # Distribution.
 
 
-def test_mirrored_per_replica_batches():
+def test_mirrored_per_replica_batches(_mirrored):
     strategy = _mirrored()
     datasets = _make(FASHION, strategy=strategy, global_batch_size=8,
                      train_limit=16, eval_limit=10)
@@ -169,7 +170,7 @@ def test_mirrored_per_replica_batches():
 
 @pytest.mark.parametrize("eval_limit, steps, sizes", [
     (7, 2, [[2, 2], [2, 1]]), (5, 1, [[2, 2]]), (6, 2, [[2, 2], [1, 1]])])
-def test_mirrored_eval_remainder(eval_limit, steps, sizes):
+def test_mirrored_eval_remainder(eval_limit, steps, sizes, _mirrored):
     strategy = _mirrored()
     datasets = _make(FASHION, strategy=strategy, eval_limit=eval_limit)
     assert datasets.eval_steps == steps
@@ -212,7 +213,7 @@ def _tiny_model(channels):
 
 
 @pytest.mark.parametrize("mirrored", [False, True], ids=["default", "mirrored"])
-def test_keras_fit_and_evaluate_take_the_datasets(mirrored, mocked_tfds):
+def test_keras_fit_and_evaluate_take_the_datasets(mirrored, mocked_tfds, _mirrored):
     strategy = _mirrored() if mirrored else tf.distribute.get_strategy()
     for dataset, channels in [("cifar10", 3), (FASHION, 1)]:
         # 10 / 5 eval examples in global batches of 4: the last batch is
@@ -295,7 +296,7 @@ def test_bad_arguments(name, value):
         _make(FASHION, **{name: value})
 
 
-def test_batch_not_divisible_by_replicas():
+def test_batch_not_divisible_by_replicas(_mirrored):
     with pytest.raises(ValueError, match=r"global_batch_size.*\(2\).*"
                        r"Received: global_batch_size=3"):
         _make(FASHION, strategy=_mirrored(), global_batch_size=3)

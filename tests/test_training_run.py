@@ -52,9 +52,8 @@ def test_a_run_leaves_its_files_and_anneals(tmp_path):
     assert len(kdc.utils.dynamic_layers(model)) == 4
 
 
-def test_mirrored_on_two_logical_cpus(tmp_path):
-    strategy = tf.distribute.MirroredStrategy(
-        [d.name for d in tf.config.list_logical_devices("CPU")][:2])
+def test_mirrored_on_two_logical_cpus(tmp_path, mirrored_strategy):
+    strategy = mirrored_strategy
     result = runner.run(small_config(tmp_path / "run", epochs=1, seed=None),
                         strategy=strategy)
     assert result.replicas == 2 and result.steps == 16
