@@ -28,7 +28,9 @@ GROUPED = grouped_conv_gradient_supported("CPU")
         ("conv", (3, 3), (7, 7), "patches"),
         ("conv", (3, 3), (None, 14), None),  # decided at run time
         ("depthwise", (3, 3), (56, 56), "batch_folded"),
-        ("depthwise", (5, 5), (None, None), "batch_folded"),
+        ("depthwise", (5, 5), (4, 4), "batch_folded"),
+        ("depthwise", (3, 3), (2, 2), "mixture"),  # folded is 28-42x here
+        ("depthwise", (5, 5), (None, None), None),
     ],
 )
 def test_cpu_training_rows(kind, kernel, output_size, expected):

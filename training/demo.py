@@ -32,6 +32,9 @@ def parse_args(argv=None):
     parser.add_argument("--alpha", type=float, default=0.35)
     parser.add_argument("--image-size", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="peak learning rate (default: the fashion_mnist "
+                             "recipe's, scaled to the batch size)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--output-dir", default="runs/demo")
     parser.add_argument("--overwrite", action="store_true")
@@ -46,8 +49,13 @@ def configs(args):
         **recipe,
         "dataset": args.dataset, "epochs": args.epochs, "alpha": args.alpha,
         "image_size": args.image_size, "batch_size": args.batch_size,
-        "learning_rate": recipe["learning_rate"] * args.batch_size / recipe["batch_size"],
-        "temperature_epochs": max(1.0, args.epochs / 3),
+        "learning_rate": args.learning_rate or (
+            recipe["learning_rate"] * args.batch_size / recipe["batch_size"]),
+        # tau reaches 1 half-way: later leaves BatchNorm's moving statistics
+        # no time to follow the sharpening attention (evaluation then falls
+        # far below training); within the first epoch it sharpens before the
+        # kernels have learnt anything.
+        "temperature_epochs": args.epochs / 2,
         "warmup_epochs": min(1.0, args.epochs / 4), "seed": args.seed,
         "overwrite": args.overwrite, "verbose": args.verbose,
     })

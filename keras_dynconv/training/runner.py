@@ -88,7 +88,7 @@ def _build_model(config, spec, channels):
     if config.dropout is not None:
         kwargs["dropout_rate"] = config.dropout
     try:
-        return MODELS[config.model](**kwargs)
+        model = MODELS[config.model](**kwargs)
     except ValueError as error:
         if "input" in str(error).lower() and "size" in str(error).lower():
             raise config_lib.ConfigError(
@@ -97,6 +97,12 @@ def _build_model(config, spec, channels):
                 f"Received: --image-size={config.image_size}"
             ) from None
         raise
+    if config.bn_momentum is not None:
+        # Keras tracks nested layers alike; `_flatten_layers` walks them.
+        for layer in model._flatten_layers(include_self=False):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = config.bn_momentum
+    return model
 
 
 def _model_channels(config, spec):
