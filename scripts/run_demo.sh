@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The main job, end to end, from a fresh machine with Python 3.10-3.12:
-# sets up .venv, then trains a dynamic CNN and its static twin on the
-# embedded Fashion-MNIST slice and prints the summary. Extra arguments go to
-# training/demo_cnn.py (see --help).
+# sets up .venv (with the training extra), then trains DY-MobileNetV2 x0.35
+# and its static twin on the embedded Fashion-MNIST slice, evaluates both,
+# draws the curves and the attention, and prints the summary. Extra
+# arguments go to training/demo.py (see --help); each run starts afresh in
+# runs/demo.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-python="$("$root/scripts/setup_venv.sh" "")"
+python="$("$root/scripts/setup_venv.sh" training)"
 cd "$root"
-exec "$python" training/demo_cnn.py "$@"
+exec "$python" training/demo.py --overwrite "$@"

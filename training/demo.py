@@ -10,8 +10,7 @@ Each model is one `keras_dynconv.training.run` into OUTPUT_DIR/<variant>
 (config.json, checkpoints/, logs/ for TensorBoard, training_log.csv,
 curves.png, attention.png for the DY model, model.keras, metrics.json).
 Running it again resumes unfinished runs; --overwrite starts afresh. The
-accuracy difference printed is one seed's: docs/results.md gives seeds
-and spread.
+accuracy difference printed is one seed's, not a result.
 """
 
 import argparse
@@ -81,8 +80,8 @@ def main(argv=None):
     print()
     print(runner.format_results([static, dynamic]))
     print(f"\nDY - static: {100 * (dynamic.eval_accuracy - static.eval_accuracy):+.2f} "
-          f"points top-1 on {args.dataset}'s test images (one seed, {args.seed}; "
-          "docs/results.md has seeds and spread)")
+          f"points top-1 on {args.dataset}'s test images (one seed, {args.seed}: "
+          "one run is not a result; docs/training.md says what is known)")
     print(f"pictures: {dynamic.model_dir}/curves.png, {dynamic.model_dir}/attention.png; "
           f"TensorBoard: tensorboard --logdir {args.output_dir}")
     durability.write_json(
