@@ -172,13 +172,15 @@ def _callbacks(config, run, root, is_chief, steps_per_epoch, sample):
     return callbacks
 
 
-def run(config, strategy=None):
+def run(config, strategy=None, callbacks=()):
     """Trains, evaluates and saves one model as `config` says.
 
     Args:
         config: a `TrainConfig`.
         strategy: a `tf.distribute.Strategy` to use instead of the one
             `config.strategy` names (tests pass their own).
+        callbacks: more Keras callbacks for `fit`, after the run's own
+            (benchmarks time batches with one).
 
     Returns:
         A `RunResult`.
@@ -238,7 +240,7 @@ def run(config, strategy=None):
         )
     sample = _sample_images(datasets.eval, strategy, ATTENTION_IMAGES)
     callbacks = _callbacks(config, run_dir, root, is_chief,
-                           datasets.steps_per_epoch, sample)
+                           datasets.steps_per_epoch, sample) + list(callbacks)
     start = time.perf_counter()
     try:
         history = model.fit(
