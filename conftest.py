@@ -24,7 +24,7 @@ import keras_dynconv as kdc  # noqa: E402
 
 @pytest.fixture(scope="session")
 def mirrored_strategy():
-    """One MirroredStrategy over the two logical CPUs for the whole session:
+    """One MirroredStrategy over the two logical CPUs for the whole test run:
     several strategies in one process reuse collective instance keys, and
     their all-reduces then mix tensors of different models."""
     devices = [d.name for d in tf.config.list_logical_devices("CPU")][:2]
