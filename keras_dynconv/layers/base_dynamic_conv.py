@@ -269,15 +269,17 @@ class BaseDynamicConv(keras.layers.Layer):
         purpose = formulation_policy.current_purpose(training)
         formulation = self._formulation
         if formulation == "auto":
+            device_type = formulation_policy.device_type_of(inputs)
             formulation = formulation_policy.choose(
                 self.KIND, self.kernel_size,
                 self._output_size(tuple(inputs.shape[1:3])),
-                formulation_policy.device_type_of(inputs), purpose,
-                batch_size=inputs.shape[0],
+                device_type, purpose, batch_size=inputs.shape[0],
             )
         self._last_formulation = formulation
         if formulation is None:
-            outputs = self._convolve_by_output_size(inputs, attention, purpose)
+            outputs = self._convolve_by_output_size(
+                inputs, attention, device_type, purpose
+            )
         else:
             outputs = self._convolve(inputs, attention, formulation, purpose)
         if self.use_bias:
@@ -319,12 +321,11 @@ class BaseDynamicConv(keras.layers.Layer):
             return tf.cond(tf.shape(inputs)[0] == 1, single, per_sample)
         return per_sample()
 
-    def _convolve_by_output_size(self, inputs, attention, purpose):
+    def _convolve_by_output_size(self, inputs, attention, device_type, purpose):
         """The size is unknown when traced: switch among the policy's rules
         on the output size at run time."""
         rules = formulation_policy.size_rules(
-            self.KIND, self.kernel_size,
-            formulation_policy.device_type_of(inputs), purpose,
+            self.KIND, self.kernel_size, device_type, purpose,
             batch_size=inputs.shape[0],
         )
         shape = tf.shape(inputs)

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dynconv.applications import MODELS
+from keras_dynconv.callbacks import AttentionLogger
 from keras_dynconv.callbacks import TemperatureAnnealing
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import data
@@ -141,15 +142,14 @@ def _own_root(run, strategy, is_chief):
                         f"worker-{strategy.cluster_resolver.task_id}")
 
 
-def _callbacks(config, run, root, is_chief, steps_per_epoch, sample):
-    from keras_dynconv.callbacks import AttentionLogger
-
+def _callbacks(config, run, root, is_chief, strategy, datasets):
     backup = os.path.join(root, run_directory.BACKUP)
     callbacks = []
     if config.dynamic and config.fixed_temperature is None:
         callbacks.append(TemperatureAnnealing(
             start=config.temperature_start, end=config.temperature_end,
-            epochs=config.temperature_epochs, steps_per_epoch=steps_per_epoch,
+            epochs=config.temperature_epochs,
+            steps_per_epoch=datasets.steps_per_epoch,
         ))
     callbacks += [
         durability.StopOnNonFiniteLoss(),
@@ -163,6 +163,7 @@ def _callbacks(config, run, root, is_chief, steps_per_epoch, sample):
                 save_best_only=True),
         ]
         if config.dynamic:
+            sample = _sample_images(datasets.eval, strategy, ATTENTION_IMAGES)
             callbacks.append(AttentionLogger(
                 sample, log_dir=run.logs, png_path=run.attention))
         callbacks += [
@@ -238,9 +239,8 @@ def run(config, strategy=None, callbacks=()):
             jit_compile=jit,
             steps_per_execution=config.steps_per_execution,
         )
-    sample = _sample_images(datasets.eval, strategy, ATTENTION_IMAGES)
-    callbacks = _callbacks(config, run_dir, root, is_chief,
-                           datasets.steps_per_epoch, sample) + list(callbacks)
+    callbacks = _callbacks(config, run_dir, root, is_chief, strategy,
+                           datasets) + list(callbacks)
     start = time.perf_counter()
     try:
         history = model.fit(
@@ -274,7 +274,7 @@ def run(config, strategy=None, callbacks=()):
         replicas=strategy.num_replicas_in_sync, jit=jit,
     )
     if is_chief:
-        _finish(model, result, run_dir, sample)
+        _finish(model, result, run_dir)
     else:
         model.save_weights(os.path.join(root, "final.weights.h5"))
     return result
@@ -300,8 +300,9 @@ def _explain_multi_worker_failure(error, strategy):
         ) from None
 
 
-def _finish(model, result, run_dir, sample):
-    """The chief's last files: the model, its metrics, the pictures."""
+def _finish(model, result, run_dir):
+    """The chief's last files: the model, its metrics, the curves (the
+    attention picture is the AttentionLogger's, drawn at training end)."""
     from keras_dynconv.utils import pictures
 
     durability.save_model(model, run_dir.model)
@@ -309,9 +310,6 @@ def _finish(model, result, run_dir, sample):
     try:
         history = pictures.read_csv_log(run_dir.csv_log)
         pictures.plot_training_curves(history, run_dir.curves, title=result.model)
-        if result.dynamic:
-            statistics = pictures.attention_statistics(model, sample)
-            pictures.plot_attention(statistics, run_dir.attention, title=result.model)
     except ImportError as error:
         _log(f"no pictures: {error}")
     _log(f"saved {run_dir.model}")
