@@ -10,10 +10,11 @@ from keras_dynconv import applications
 from keras_dynconv import callbacks
 from keras_dynconv import datasets
 from keras_dynconv import layers
+from keras_dynconv import tflite
 from keras_dynconv import training
 from keras_dynconv import utils
 
 __all__ = [
-    "__version__", "applications", "callbacks", "datasets", "layers", "training",
-    "utils",
+    "__version__", "applications", "callbacks", "datasets", "layers", "tflite",
+    "training", "utils",
 ]

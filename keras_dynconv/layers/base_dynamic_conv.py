@@ -304,9 +304,9 @@ class BaseDynamicConv(keras.layers.Layer):
             (-1, *kernel_stack.shape[1:]),
         )
         per_sample = functools.partial(ops[formulation], inputs, kernels, *conv_args)
-        if purpose == "export":
-            # TFLite delegates a batched matmul, not a conv whose filter is
-            # computed at run time: an exported model keeps its formulation.
+        if purpose in formulation_policy.EXPORT_PURPOSES and formulation == "patches":
+            # XNNPACK delegates a batched matmul with a run-time operand,
+            # not a conv whose filter is computed at run time.
             return per_sample()
         single = functools.partial(
             per_sample_conv.single_sample, per_sample_conv.STATIC_OP[self.KIND],

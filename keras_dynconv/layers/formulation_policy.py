@@ -5,7 +5,8 @@ Every formulation of a dynamic conv computes the same output
 device, the kernel, the output size of a sample and what the computation is
 for. This module owns that choice, as data: one table per device type
 (`"CPU"`, `"GPU"`, `"TPU"`) and purpose (`"training"`, `"inference"`,
-`"export"`, the last meaning a batch-1 TFLite model). A layer with
+`"export"` / `"export_int8"`, a batch-1 float or full-integer TFLite
+model). A layer with
 `formulation="auto"` asks `choose` each time it is traced, with the shape of
 the inputs it is traced with and the device its ops are placed on, so a
 layer built on an unknown spatial size is as fast as one built on a known
@@ -37,7 +38,8 @@ from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported
 
 KINDS = ("conv", "depthwise")
 DEVICE_TYPES = ("CPU", "GPU", "TPU")
-PURPOSES = ("training", "inference", "export")
+PURPOSES = ("training", "inference", "export", "export_int8")
+EXPORT_PURPOSES = ("export", "export_int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,14 +114,28 @@ _ACCELERATOR = {
     _SPATIAL: (Rule("batch_folded", measured=False),),
     _DEPTHWISE: (Rule("batch_folded", measured=False),),
 }
-# A batch-1 TFLite model: XNNPACK delegates BATCH_MATMUL with a run-time
-# operand and convolutions with constant filters, not CONV_2D /
-# DEPTHWISE_CONV_2D with a run-time filter; int8 quantises the matmul and
-# the mixture correctly and the run-time-filter convs not at all.
-_EXPORT = {
-    _POINTWISE: (Rule("patches", measured=False),),
-    _SPATIAL: (Rule("mixture", measured=False),),
-    _DEPTHWISE: (Rule("mixture", measured=False),),
+# A batch-1 TFLite model, measured in LiteRT with XNNPACK
+# (benchmarks/tflite.py; docs/design.md, "Export"). At batch 1 a sample's
+# kernel is one kernel. XNNPACK delegates a batched matmul with a run-time
+# operand (1x1: 0.9-1.1x static at 28x28; k x k after a one-hot im2col conv
+# with a constant filter), not CONV_2D / DEPTHWISE_CONV_2D with a run-time
+# filter. For depthwise layers the builtin run-time-filter kernel (3.7-4.7x
+# a cheap op) still beats every delegated form tried (mixtures 12-47x: their
+# contraction over K is an inner-axis reduction XNNPACK runs slowly).
+# "per_sample_loop" at batch 1 is that single run-time-filter op.
+_EXPORT_FLOAT = {
+    _POINTWISE: (Rule("patches"),),
+    _SPATIAL: (Rule("patches"),),
+    _DEPTHWISE: (Rule("per_sample_loop"),),
+}
+# Full-integer int8: a run-time-filter CONV_2D fails to allocate (non-zero
+# filter zero point) and a run-time-filter DEPTHWISE_CONV_2D is silently
+# wrong; the batched matmul and the mixture (constant filters) quantise
+# correctly.
+_EXPORT_INT8 = {
+    _POINTWISE: (Rule("patches"),),
+    _SPATIAL: (Rule("patches"),),
+    _DEPTHWISE: (Rule("mixture"),),
 }
 
 TABLES = {
@@ -129,7 +145,8 @@ TABLES = {
     ("GPU", "inference"): _ACCELERATOR,
     ("TPU", "training"): _ACCELERATOR,
     ("TPU", "inference"): _ACCELERATOR,
-    **{(device, "export"): _EXPORT for device in DEVICE_TYPES},
+    **{(device, "export"): _EXPORT_FLOAT for device in DEVICE_TYPES},
+    **{(device, "export_int8"): _EXPORT_INT8 for device in DEVICE_TYPES},
 }
 
 
@@ -153,7 +170,7 @@ def size_rules(kind, kernel_size, device_type, purpose, batch_size=None):
         kind: `"conv"` or `"depthwise"`.
         kernel_size: `(kh, kw)`.
         device_type: `"CPU"`, `"GPU"` or `"TPU"`.
-        purpose: `"training"`, `"inference"` or `"export"`.
+        purpose: one of `PURPOSES`.
         batch_size: the batch size when known at trace time, else None.
 
     Returns:
@@ -186,7 +203,7 @@ def choose(kind, kernel_size, output_size, device_type, purpose,
         output_size: `(out_height, out_width)` of a sample; either may be
             None when not known.
         device_type: `"CPU"`, `"GPU"` or `"TPU"`.
-        purpose: `"training"`, `"inference"` or `"export"`.
+        purpose: one of `PURPOSES`.
         batch_size: the batch size when known at trace time, else None.
 
     Returns:
@@ -211,7 +228,8 @@ _local = threading.local()
 def purpose_scope(purpose):
     """Traces inside the scope choose `purpose`'s formulations.
 
-    Converters use it (`"export"`) while they trace a model for TFLite;
+    Converters use it (`"export"`, `"export_int8"`) while they trace a
+    model for TFLite;
     outside any scope the purpose follows the `training` argument that
     Keras passes to the layer.
 

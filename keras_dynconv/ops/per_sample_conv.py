@@ -316,7 +316,12 @@ def depthwise_conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
 def single_sample(static_op, inputs, kernels, strides, padding, dilation_rate):
     """A batch of one: the per-sample kernel is one kernel, so one static op
     computes it, with none of the batch handling of the other forms."""
-    return static_op(inputs, kernels[0], strides, padding, dilation_rate)
+    # A reshape, not kernels[0]: TFLite keeps a slice as a STRIDED_SLICE
+    # that XNNPACK does not take.
+    shape = kernels.shape[1:]
+    kernel = tf.reshape(kernels, shape if shape.is_fully_defined()
+                        else tf.shape(kernels)[1:])
+    return static_op(inputs, kernel, strides, padding, dilation_rate)
 
 
 CONV2D = {

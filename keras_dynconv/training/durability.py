@@ -17,28 +17,10 @@ import shutil
 
 import keras
 
+from keras_dynconv.utils.atomic_files import fsync_directory
+from keras_dynconv.utils.atomic_files import write_json  # noqa: F401 (re-exported)
+
 _POINTER = "CURRENT"
-
-
-def _fsync_directory(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_json(data, path):
-    """Writes `data` as JSON to `path` atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def save_model(model, path):
@@ -49,7 +31,7 @@ def save_model(model, path):
     tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.keras")
     model.save(tmp)
     os.replace(tmp, path)
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def backup_epoch(backup_dir):
@@ -139,14 +121,14 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         write_json({"epoch": self._current_epoch, "batch": 0,
                     "seed_generators": seeds},
                    os.path.join(state, "training_metadata.json"))
-        _fsync_directory(state)
+        fsync_directory(state)
         pointer = os.path.join(self.backup_dir, _POINTER)
         with open(f"{pointer}.tmp", "w") as f:
             f.write(name)
             f.flush()
             os.fsync(f.fileno())
         os.replace(f"{pointer}.tmp", pointer)
-        _fsync_directory(self.backup_dir)
+        fsync_directory(self.backup_dir)
         for entry in os.listdir(self.backup_dir):
             if entry.startswith("epoch-") and entry != name:
                 shutil.rmtree(os.path.join(self.backup_dir, entry),

@@ -1,0 +1,238 @@
+"""Images to calibrate (int8) and verify a conversion with.
+
+A source is an array, a `.npy` / `.npz` file of inputs exactly as the model
+takes them (an `.npz` may add integer `labels`), or a dataset name read
+through the training pipeline's evaluation preprocessing
+(`keras_dynconv.training.data`: resize and centre crop, grey/RGB matched to
+the model, then the model family's `preprocess_input`).
+"""
+
+import dataclasses
+import json
+import os
+import sys
+
+import numpy as np
+
+_NPZ_IMAGE_KEYS = ("images", "x", "inputs")
+
+
+@dataclasses.dataclass
+class Images:
+    """Inputs as the model takes them, and their labels where known.
+
+    Attributes:
+        images: float32 `(n, height, width, channels)`.
+        labels: int `(n,)` class indices, or None.
+        source: where they came from, for reports.
+    """
+
+    images: np.ndarray
+    labels: object
+    source: str
+
+
+def _family_preprocess(model_name, argument, value):
+    from keras_dynconv.applications import MODELS
+
+    if model_name not in MODELS:
+        raise ValueError(
+            f"`{argument}` names no application model (one of "
+            f"{sorted(MODELS)}, or 'none'). Received: {argument}={value!r}"
+        )
+    module = sys.modules[MODELS[model_name].__module__]
+    return getattr(module, "preprocess_input", lambda x: x)
+
+
+def _registry_name(snake_or_model_name):
+    """`dy_mobilenetv2_0.35_32` / `dy_mobilenet_v2` -> `DYMobileNetV2`."""
+    from keras_dynconv.applications import MODELS
+
+    squashed = snake_or_model_name.lower().replace("_", "")
+    for name in sorted(MODELS, key=len, reverse=True):
+        if squashed.startswith(name.lower()):
+            return name
+        if squashed.startswith("dy" + name.lower()):
+            return name
+    return None
+
+
+def preprocess_for(model, model_path=None, preprocess="auto"):
+    """The function mapping `[0, 255]` images to what `model` takes.
+
+    Args:
+        model: the Keras model.
+        model_path: where it was loaded from: a training run's model dir
+            holds `config.json`, which names the application model.
+        preprocess: `"auto"` (the run's `config.json`, else the model's
+            name, e.g. `dy_mobilenetv2_0.35_32`), `"none"`, or an
+            application model name (`"DYMobileNetV2"`).
+
+    Raises:
+        ValueError: `"auto"` cannot tell, or an unknown name.
+    """
+    if preprocess == "none":
+        return lambda x: x
+    if preprocess != "auto":
+        return _family_preprocess(_registry_name(preprocess) or preprocess,
+                                  "preprocess", preprocess)
+    if model_path is not None:
+        config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)),
+                                   "config.json")
+        if os.path.isfile(config_path):
+            with open(config_path) as f:
+                name = json.load(f).get("model")
+            if name:
+                return _family_preprocess(_registry_name(name) or name,
+                                          "preprocess", preprocess)
+    name = _registry_name(model.name)
+    if name is None:
+        raise ValueError(
+            f"Cannot tell how model {model.name!r} expects its inputs "
+            f"preprocessed: pass `preprocess` ('none' or an application "
+            f"model name such as 'DYMobileNetV2'). Received: preprocess='auto'"
+        )
+    return _family_preprocess(name, "preprocess", preprocess)
+
+
+def _from_file(path, argument):
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"`{argument}` file not found. Received: {argument}={path!r}"
+        )
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as error:
+        raise ValueError(
+            f"`{argument}` is not a readable .npy/.npz file "
+            f"({type(error).__name__}). Received: {argument}={path!r}"
+        ) from error
+    if isinstance(loaded, np.ndarray):
+        return loaded, None
+    keys = [k for k in _NPZ_IMAGE_KEYS if k in loaded.files]
+    if not keys and len(loaded.files) != 1:
+        raise ValueError(
+            f"`{argument}` is an .npz without an array named one of "
+            f"{list(_NPZ_IMAGE_KEYS)} (it has {loaded.files}). "
+            f"Received: {argument}={path!r}"
+        )
+    images = loaded[keys[0] if keys else loaded.files[0]]
+    labels = loaded["labels"] if "labels" in loaded.files else None
+    return images, labels
+
+
+def _from_dataset(name, input_shape, preprocess, limit):
+    import tensorflow as tf
+
+    from keras_dynconv.training import data as data_lib
+
+    spec = data_lib.describe(name)
+    count = min(limit or spec.eval_examples or 1000,
+                spec.eval_examples or limit or 1000)
+    datasets = data_lib.make_datasets(
+        name, strategy=tf.distribute.get_strategy(),
+        global_batch_size=min(64, spec.train_examples or 64),
+        image_size=input_shape[1], channels=input_shape[3],
+        preprocess=preprocess, seed=0, eval_limit=count,
+    )
+    images, labels = [], []
+    for batch_images, batch_labels in datasets.eval:
+        images.append(batch_images.numpy())
+        labels.append(np.argmax(batch_labels.numpy(), axis=-1))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def load_images(source, input_shape, *, argument, preprocess=None, limit=None):
+    """Reads `source` into `Images` shaped for a model input.
+
+    Args:
+        source: an array, a `.npy` / `.npz` path, or a dataset name
+            (`"fashion_mnist:embedded"`, `"cifar10"`, ...).
+        input_shape: `(1, height, width, channels)` the model is converted at.
+        argument: the argument's name for error messages.
+        preprocess: `[0, 255] -> model input` for dataset sources.
+        limit: keep at most this many images.
+
+    Raises:
+        FileNotFoundError, ValueError: a missing or unreadable file, or
+            images of another shape than `input_shape[1:]` (the message
+            names `argument` and the shape received).
+    """
+    labels = None
+    if isinstance(source, np.ndarray):
+        images, description = source, f"array {source.shape}"
+    elif _is_file_source(source):
+        images, labels = _from_file(os.fspath(source), argument)
+        description = os.fspath(source)
+    elif isinstance(source, str):
+        from keras_dynconv.training.data import DatasetUnavailableError
+
+        try:
+            images, labels = _from_dataset(source, input_shape, preprocess, limit)
+        except DatasetUnavailableError as error:
+            raise ValueError(
+                f"`{argument}` is neither a .npy/.npz file nor an available "
+                f"dataset ({error}). Received: {argument}={source!r}"
+            ) from error
+        description = f"dataset {source}"
+    else:
+        raise ValueError(
+            f"`{argument}` must be an array, a .npy/.npz path or a dataset "
+            f"name. Received: {argument}={source!r}"
+        )
+    images = np.asarray(images)
+    if images.ndim != 4 or tuple(images.shape[1:]) != tuple(input_shape[1:]):
+        raise ValueError(
+            f"`{argument}` must hold images shaped (n, "
+            f"{', '.join(map(str, input_shape[1:]))}) as the model takes "
+            f"them. Received: {argument} of shape {images.shape} "
+            f"({description})"
+        )
+    if len(images) == 0:
+        raise ValueError(f"`{argument}` holds no images. Received: {description}")
+    if limit is not None:
+        images = images[:limit]
+        labels = None if labels is None else labels[:limit]
+    return Images(images.astype(np.float32), labels, description)
+
+
+def _is_file_source(source):
+    return isinstance(source, (str, os.PathLike)) and (
+        os.fspath(source).endswith((".npy", ".npz"))
+        or os.path.sep in os.fspath(source))
+
+
+def images_for(model, source, input_shape, *, argument, model_path=None,
+               preprocess="auto", limit=None):
+    """`load_images` for `model`: dataset sources get the model's
+    preprocessing, and labels are kept only where they are the model's
+    classes (a dataset with as many classes as the model's outputs, or a
+    file's own labels).
+
+    Example:
+
+    >>> model = kdc.applications.SmallCNN()
+    >>> data = images_for(model, "fashion_mnist:embedded", (1, 28, 28, 1),
+    ...                   argument="data", limit=8)
+    >>> data.images.shape, data.labels.shape
+    ((8, 28, 28, 1), (8,))
+    """
+    if isinstance(source, np.ndarray) or _is_file_source(source):
+        return load_images(source, input_shape, argument=argument, limit=limit)
+    if not isinstance(source, str):
+        return load_images(source, input_shape, argument=argument, limit=limit)
+    preprocess_fn = preprocess_for(model, model_path, preprocess)
+    loaded = load_images(source, input_shape, argument=argument,
+                         preprocess=preprocess_fn, limit=limit)
+    classes = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
+    if loaded.labels is not None and (
+            classes is None or int(loaded.labels.max()) >= classes
+            or _num_classes(source) != classes):
+        loaded = dataclasses.replace(loaded, labels=None)
+    return loaded
+
+
+def _num_classes(dataset):
+    from keras_dynconv.training import data as data_lib
+
+    return data_lib.describe(dataset).num_classes
