@@ -199,9 +199,10 @@ def test_mirrored_replicas_on_cpus_get_the_cpu_rows(mirrored_strategy):
          {"BatchMatMulV2", "DepthwiseConv2dNative"}),
         (kdc.layers.DynamicDepthwiseConv2D(3, padding="same"), "export",
          "per_sample_loop", {"DepthwiseConv2dNative"}),
-        (kdc.layers.DynamicConv2D(4, 1), "export_int8", "patches", {"BatchMatMulV2"}),
+        (kdc.layers.DynamicConv2D(4, 1), "export_int8", "patches",
+         {"BatchMatMulV2", "FakeQuantWithMinMaxArgs"}),
         (kdc.layers.DynamicDepthwiseConv2D(3, padding="same"), "export_int8",
-         "mixture", {"DepthwiseConv2dNative"}),
+         "per_sample_loop", {"DepthwiseConv2dNative", "FakeQuantWithMinMaxArgs"}),
     ],
     ids=["1x1", "3x3", "depthwise", "1x1-int8", "depthwise-int8"],
 )
@@ -217,8 +218,14 @@ def test_export_purposes_trace_tflite_friendly_forms_at_batch_1(
         # A batched matmul, never a conv whose filter is computed at run time.
         assert "Conv2D" not in ops
     x = np.random.normal(size=(1, 8, 8, 4)).astype("float32")
-    np.testing.assert_allclose(concrete(tf.constant(x)), reference.dynamic_conv(layer, x),
-                               atol=2e-5, rtol=1e-4)
+    expected_outputs = reference.dynamic_conv(layer, x)
+    if purpose == "export_int8":
+        # The mixed kernels carry their int8 rounding (a symmetric range).
+        error = np.abs(concrete(tf.constant(x)) - expected_outputs).max()
+        assert 0 < error <= 0.02 * np.abs(expected_outputs).max()
+    else:
+        np.testing.assert_allclose(concrete(tf.constant(x)), expected_outputs,
+                                   atol=2e-5, rtol=1e-4)
     # Outside the scope, a batch of one is a static op with its kernel.
     concrete = _trace(layer, [1, 8, 8, 4])
     assert not {"BatchMatMulV2", "Transpose", "While"} & _op_types(concrete)

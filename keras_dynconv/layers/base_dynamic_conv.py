@@ -12,6 +12,7 @@ formulation (`keras_dynconv.ops.per_sample_conv`), chosen by
 import functools
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_dynconv.layers import arguments
@@ -282,9 +283,16 @@ class BaseDynamicConv(keras.layers.Layer):
             )
         else:
             outputs = self._convolve(inputs, attention, formulation, purpose)
-        if self.use_bias:
+        if self.use_bias and self._has_one_bias(purpose):
+            # Every kernel has the same bias (a BatchNorm folded in for
+            # export): a constant, which the converter fuses into the op.
+            outputs = outputs + tf.convert_to_tensor(self.bias)[0]
+        elif self.use_bias:
             biases = keras.ops.matmul(attention, self.bias)
-            outputs = outputs + biases[:, None, None, :]
+            # A reshape, not biases[:, None, None, :]: TFLite keeps the
+            # slice as a STRIDED_SLICE that XNNPACK does not always take.
+            outputs = outputs + keras.ops.reshape(
+                biases, (-1, 1, 1, self.bias.shape[-1]))
         if self.activation is not None:
             outputs = self.activation(outputs)
         return outputs
@@ -303,6 +311,8 @@ class BaseDynamicConv(keras.layers.Layer):
             ),
             (-1, *kernel_stack.shape[1:]),
         )
+        if purpose == "export_int8":
+            kernels = self._symmetric_int8_range(kernels)
         per_sample = functools.partial(ops[formulation], inputs, kernels, *conv_args)
         if purpose in formulation_policy.EXPORT_PURPOSES and formulation == "patches":
             # XNNPACK delegates a batched matmul with a run-time operand,
@@ -320,6 +330,30 @@ class BaseDynamicConv(keras.layers.Layer):
         if inputs.shape[0] is None and purpose == "inference":
             return tf.cond(tf.shape(inputs)[0] == 1, single, per_sample)
         return per_sample()
+
+    def _has_one_bias(self, purpose):
+        """Whether, for an exported model, the K biases are all equal."""
+        if purpose not in formulation_policy.EXPORT_PURPOSES:
+            return False
+        with tf.init_scope():
+            biases = keras.ops.convert_to_numpy(self.bias)
+        return bool(np.all(biases == biases[:1]))
+
+    def _symmetric_int8_range(self, kernels):
+        """Pins the int8 range of the mixed kernels to +-max|kernel stack|.
+
+        A convex mixture never leaves that range, so nothing clips; and
+        the range is symmetric, so the int8 kernels get zero point 0, which
+        LiteRT's int8 conv, depthwise conv and XNNPACK's int8 batched
+        matmul need of an operand computed at run time (a calibrated,
+        asymmetric range makes int8 CONV_2D fail to allocate, DEPTHWISE_CONV_2D
+        silently wrong and XNNPACK refuse the matmul).
+        """
+        with tf.init_scope():  # the current weights, as a Python float
+            bound = float(np.max(np.abs(keras.ops.convert_to_numpy(self.kernel))))
+        bound = max(bound, 1e-8)
+        return tf.quantization.fake_quant_with_min_max_args(
+            kernels, min=-bound, max=bound, num_bits=8, narrow_range=True)
 
     def _convolve_by_output_size(self, inputs, attention, device_type, purpose):
         """The size is unknown when traced: switch among the policy's rules

@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dynconv.layers import formulation_policy
+from keras_dynconv.tflite.batch_norm_folding import fold_batch_norm
 from keras_dynconv.tflite.images import images_for
 from keras_dynconv.tflite.model_source import load_model
 from keras_dynconv.tflite.serving_shape import serving_input_shape
@@ -87,7 +88,8 @@ def _concrete_function(model, shape, quantization, formulation):
         return serve.get_concrete_function()
 
 
-def _configure(converter, quantization, calibration, int8_io):
+def _configure(converter, quantization, calibration, int8_io,
+               has_dynamic_layers):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if quantization == "none":
         return
@@ -99,13 +101,19 @@ def _configure(converter, quantization, calibration, int8_io):
         converter.representative_dataset = lambda: (
             [image[None]] for image in calibration
         )
+        if has_dynamic_layers:
+            # Per-channel int8 weights give each of the Cin * Cout outputs
+            # of a kernel aggregation (a FULLY_CONNECTED over K inputs) its
+            # own scale and zero point: the file grew to the float model's
+            # size. Per-tensor for dense layers (convs stay per-channel).
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = True
         if int8_io:
             converter.inference_input_type = tf.int8
             converter.inference_output_type = tf.int8
 
 
 def _convert_through_saved_model(model, concrete, quantization, calibration,
-                                 int8_io):
+                                 int8_io, has_dynamic_layers):
     """Through a temporary SavedModel that tracks the model's tf.Variables:
     the converter then freezes them all into constants and keeps the
     signature's name. (From the concrete function alone the model gets no
@@ -118,7 +126,8 @@ def _convert_through_saved_model(model, concrete, quantization, calibration,
                             signatures={SIGNATURE_KEY: concrete})
         converter = tf.lite.TFLiteConverter.from_saved_model(
             directory, signature_keys=[SIGNATURE_KEY])
-        _configure(converter, quantization, calibration, int8_io)
+        _configure(converter, quantization, calibration, int8_io,
+                   has_dynamic_layers)
         return converter.convert()
 
 
@@ -181,10 +190,14 @@ def convert(model, *, quantization="none", representative_data=None,
             model_path=model_path, preprocess=preprocess,
             limit=CALIBRATION_IMAGES,
         ).images
+    # BatchNorm after a dynamic layer: folded into its kernels, as the
+    # converter itself folds it into a static conv.
+    model = fold_batch_norm(model)
     concrete = _concrete_function(model, shape, quantization, formulation)
     try:
         content = _convert_through_saved_model(
-            model, concrete, quantization, calibration, int8_io)
+            model, concrete, quantization, calibration, int8_io,
+            has_dynamic_layers=bool(dynamic_layers(model)))
     except Exception as error:
         raise ConversionError(
             f"The TFLite converter refused the model ({type(error).__name__}: "

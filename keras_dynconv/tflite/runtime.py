@@ -79,6 +79,16 @@ def median_latency_ms(content, num_threads=1, runs=100, warmup=10):
     return float(np.median(times) * 1e3)
 
 
+def litert_version():
+    """The installed LiteRT (`ai-edge-litert`) version."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("ai-edge-litert")
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
 def signature_names(content):
     """The model's signature keys (a converted model has `serving_default`)."""
     return list(interpreter(content).get_signature_list())
@@ -100,5 +110,5 @@ def quantization_of(content):
     return "none"
 
 
-__all__ = ["SIGNATURE_KEY", "interpreter", "median_latency_ms", "predict",
+__all__ = ["SIGNATURE_KEY", "interpreter", "litert_version", "median_latency_ms", "predict",
            "quantization_of", "signature_names"]

@@ -1,0 +1,134 @@
+"""Batch-1 latency of DY models in LiteRT with XNNPACK against their static
+twins, in the same process: float32, float16 and int8; 1 and 2 threads.
+
+Models (224x224, 1000 classes, random weights and BatchNorm statistics,
+K = 4, the paper's placement): DY-MobileNetV2 x1.0 and x0.5, DY-MobileNetV3-Small, and each
+one's static twin (`dynamic=False`). Every model is converted with
+`kdc.tflite.convert` (int8 calibrated on 32 random images in [-1, 1]); the
+DY and static interpreters are timed alternately, `--rounds` rounds of
+`--runs` invokes each, and the median of the per-round medians is kept.
+The DY / static ratio of those medians is what the figures mean; absolute
+times on a shared machine mean little.
+
+Also printed: file sizes and what XNNPACK leaves to builtin kernels.
+Random weights say nothing about accuracy: the quantized models'
+faithfulness is checked on trained models (`python -m tflite.verify`,
+tests/test_tflite_conversion.py).
+
+    python benchmarks/tflite.py                          # ~5 minutes
+    python benchmarks/tflite.py --models mobilenet_v2_0.5 --rounds 3
+"""
+
+import argparse
+import os
+import platform
+import statistics
+import subprocess
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_dynconv as kdc  # noqa: E402
+from keras_dynconv import tflite as kdc_tflite  # noqa: E402
+
+MODELS = {
+    "mobilenet_v2_1.0": (kdc.applications.DYMobileNetV2, {"alpha": 1.0}),
+    "mobilenet_v2_0.5": (kdc.applications.DYMobileNetV2, {"alpha": 0.5}),
+    "mobilenet_v3_small": (kdc.applications.DYMobileNetV3Small, {}),
+}
+
+
+def cpu_name():
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="+", choices=sorted(MODELS),
+                        default=list(MODELS))
+    parser.add_argument("--quantizations", nargs="+",
+                        choices=("none", "float16", "int8"),
+                        default=["none", "float16", "int8"])
+    parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--image-size", type=int, default=224)
+    return parser.parse_args(argv)
+
+
+def build(name, dynamic, size, seed=0):
+    """A model with random weights and random BatchNorm statistics: a
+    freshly built BatchNorm (mean 0, variance 1, offset 0) folds into a zero
+    bias that the converter drops, which a trained model never has."""
+    constructor, kwargs = MODELS[name]
+    model = constructor(input_shape=(size, size, 3), weights=None,
+                        dynamic=dynamic, **kwargs)
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.1, n))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
+            layer.beta.assign(rng.normal(0, 0.1, n))
+    return model
+
+
+def paired_latency(dy_content, static_content, threads, rounds, runs):
+    """Medians over rounds of each round's median, DY and static alternated."""
+    times = {"dy": [], "static": []}
+    for _ in range(rounds):
+        for key, content in (("static", static_content), ("dy", dy_content)):
+            times[key].append(kdc_tflite.runtime.median_latency_ms(
+                content, num_threads=threads, runs=runs, warmup=3))
+    return statistics.median(times["dy"]), statistics.median(times["static"])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rng = np.random.default_rng(0)
+    size = args.image_size
+    calibration = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
+    print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
+          f"{cpu_name()}, {os.cpu_count()} cores, {size}x{size}, batch 1, "
+          f"XNNPACK; median of {args.rounds} rounds x {args.runs} runs\n")
+    rows = []
+    for name in args.models:
+        dy_model, static_model = build(name, True, size), build(name, False, size)
+        for quantization in args.quantizations:
+            options = dict(quantization=quantization)
+            if quantization == "int8":
+                options["representative_data"] = calibration
+            dy = kdc_tflite.convert(dy_model, **options)
+            static = kdc_tflite.convert(static_model, **options)
+            left = kdc_tflite.compatibility.xnnpack_coverage(dy)["not_delegated"]
+            for threads in args.threads:
+                dy_ms, static_ms = paired_latency(dy, static, threads,
+                                                  args.rounds, args.runs)
+                rows.append((name, quantization, threads, dy_ms, static_ms,
+                             len(dy), len(static), left))
+                print(f"{name:20s} {quantization:8s} {threads}t  DY {dy_ms:7.2f} ms  "
+                      f"static {static_ms:7.2f} ms  {dy_ms / static_ms:5.2f}x", flush=True)
+    print("\n| model | quantization | threads | DY ms | static ms | DY / static "
+          "| DY MB | static MB | XNNPACK leaves (DY) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (name, quantization, threads, dy_ms, static_ms, dy_size, static_size,
+         left) in rows:
+        left_text = ", ".join(f"{op} x{n}" for op, n in sorted(left.items())) or "-"
+        print(f"| {name} | {quantization} | {threads} | {dy_ms:.2f} | "
+              f"{static_ms:.2f} | {dy_ms / static_ms:.2f}x | {dy_size / 1e6:.1f} | "
+              f"{static_size / 1e6:.1f} | {left_text} |")
+
+
+if __name__ == "__main__":
+    main()
