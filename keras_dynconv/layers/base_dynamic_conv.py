@@ -304,6 +304,9 @@ class BaseDynamicConv(keras.layers.Layer):
         ops = per_sample_conv.CONV2D if self.KIND == "conv" else per_sample_conv.DEPTHWISE_CONV2D
         if formulation == "mixture":
             return ops["mixture"](inputs, kernel_stack, attention, *conv_args)
+        channel_scale = None
+        if purpose == "export_int8":
+            kernel_stack, channel_scale = self._int8_normalised_kernel_stack()
         # Kernel aggregation: (batch, K) @ (K, kh*kw*in*out), one matmul.
         kernels = keras.ops.reshape(
             keras.ops.matmul(
@@ -312,8 +315,19 @@ class BaseDynamicConv(keras.layers.Layer):
             (-1, *kernel_stack.shape[1:]),
         )
         if purpose == "export_int8":
-            kernels = self._symmetric_int8_range(kernels)
-        per_sample = functools.partial(ops[formulation], inputs, kernels, *conv_args)
+            # A convex mixture of kernels in [-1, 1] stays in [-1, 1]: a
+            # symmetric int8 range (zero point 0) where nothing clips.
+            kernels = tf.quantization.fake_quant_with_min_max_args(
+                kernels, min=-1.0, max=1.0, num_bits=8, narrow_range=True)
+        outputs = self._convolve_per_sample(
+            ops[formulation], inputs, kernels, conv_args, formulation, purpose)
+        if channel_scale is not None:
+            outputs = outputs * channel_scale
+        return outputs
+
+    def _convolve_per_sample(self, op, inputs, kernels, conv_args, formulation,
+                             purpose):
+        per_sample = functools.partial(op, inputs, kernels, *conv_args)
         if purpose in formulation_policy.EXPORT_PURPOSES and formulation == "patches":
             # XNNPACK delegates a batched matmul with a run-time operand,
             # not a conv whose filter is computed at run time.
@@ -339,21 +353,29 @@ class BaseDynamicConv(keras.layers.Layer):
             biases = keras.ops.convert_to_numpy(self.bias)
         return bool(np.all(biases == biases[:1]))
 
-    def _symmetric_int8_range(self, kernels):
-        """Pins the int8 range of the mixed kernels to +-max|kernel stack|.
+    def _int8_normalised_kernel_stack(self):
+        """The kernel stack divided by its largest |weight| per output
+        channel, and those per-channel scales (multiplied back after the
+        conv).
 
-        A convex mixture never leaves that range, so nothing clips; and
-        the range is symmetric, so the int8 kernels get zero point 0, which
-        LiteRT's int8 conv, depthwise conv and XNNPACK's int8 batched
-        matmul need of an operand computed at run time (a calibrated,
-        asymmetric range makes int8 CONV_2D fail to allocate, DEPTHWISE_CONV_2D
-        silently wrong and XNNPACK refuse the matmul).
+        LiteRT quantises a kernel computed at run time per tensor: one int8
+        scale for all output channels, where a constant conv filter gets one
+        per channel. Normalising each channel to [-1, 1] first gives every
+        channel the full int8 resolution. The mixed kernels then have a
+        symmetric range, so zero point 0, which LiteRT's int8 conv and
+        depthwise conv and XNNPACK's int8 batched matmul need of an operand
+        computed at run time (with a calibrated, asymmetric range int8
+        CONV_2D fails to allocate, DEPTHWISE_CONV_2D is silently wrong and
+        XNNPACK refuses the matmul).
         """
-        with tf.init_scope():  # the current weights, as a Python float
-            bound = float(np.max(np.abs(keras.ops.convert_to_numpy(self.kernel))))
-        bound = max(bound, 1e-8)
-        return tf.quantization.fake_quant_with_min_max_args(
-            kernels, min=-bound, max=bound, num_bits=8, narrow_range=True)
+        with tf.init_scope():  # the current weights, as constants
+            stack = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)
+        # Output channels: the last axis (conv), or (channels, multiplier).
+        reduce_axes = (0, 1, 2, 3) if self.KIND == "conv" else (0, 1, 2)
+        scale = np.maximum(np.abs(stack).max(axis=reduce_axes), 1e-12)
+        dtype = self.compute_dtype
+        return (tf.constant(stack / scale, dtype=dtype),
+                tf.constant(scale.reshape(-1), dtype=dtype))
 
     def _convolve_by_output_size(self, inputs, attention, device_type, purpose):
         """The size is unknown when traced: switch among the policy's rules

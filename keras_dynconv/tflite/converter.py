@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dynconv.layers import formulation_policy
-from keras_dynconv.tflite.batch_norm_folding import fold_batch_norm
+from keras_dynconv.tflite import batch_norm_folding
 from keras_dynconv.tflite.images import images_for
 from keras_dynconv.tflite.model_source import load_model
 from keras_dynconv.tflite.serving_shape import serving_input_shape
@@ -145,7 +145,7 @@ def _check_runs(content, shape):
 
 def convert(model, *, quantization="none", representative_data=None,
             input_size=None, int8_io=False, formulation="auto",
-            preprocess="auto"):
+            preprocess="auto", fold_batch_norm=True):
     """Converts a Keras model to `.tflite` bytes for batch-1 inference.
 
     The model gets one signature, `"serving_default"`, taking `"images"`
@@ -170,6 +170,9 @@ def convert(model, *, quantization="none", representative_data=None,
             policy) or a name from `kdc.layers.FORMULATIONS`.
         preprocess: for a dataset `representative_data`: `"auto"`, `"none"`
             or an application model name (see `images.preprocess_for`).
+        fold_batch_norm: fold each BatchNorm that follows a dynamic layer
+            into its kernels (exact; `batch_norm_folding`). False keeps it
+            as a multiply and an add over the layer's output.
 
     Returns:
         The `.tflite` flatbuffer as bytes; LiteRT has loaded and run it once.
@@ -190,9 +193,10 @@ def convert(model, *, quantization="none", representative_data=None,
             model_path=model_path, preprocess=preprocess,
             limit=CALIBRATION_IMAGES,
         ).images
-    # BatchNorm after a dynamic layer: folded into its kernels, as the
-    # converter itself folds it into a static conv.
-    model = fold_batch_norm(model)
+    if fold_batch_norm:
+        # BatchNorm after a dynamic layer is folded into its kernels, as the
+        # converter itself folds it into a static conv's filter.
+        model = batch_norm_folding.fold_batch_norm(model)
     concrete = _concrete_function(model, shape, quantization, formulation)
     try:
         content = _convert_through_saved_model(
