@@ -12,9 +12,9 @@
 
 Example:
 
->>> report = compatibility_report(convert(kdc.applications.SmallCNN()))
->>> report["xnnpack"]["all_delegated"]
-True
+>>> report = compatibility_report(kdc.tflite.convert(kdc.applications.SmallCNN()))
+>>> sorted(report["xnnpack"]["not_delegated"])  # the run-time-filter depthwise
+['DEPTHWISE_CONV_2D']
 """
 
 import collections

@@ -40,7 +40,7 @@ def predict(content, images, num_threads=1):
     Example:
 
     >>> model = kdc.applications.SmallCNN()
-    >>> predict(convert(model), np.zeros((2, 28, 28, 1), "float32")).shape
+    >>> predict(kdc.tflite.convert(model), np.zeros((2, 28, 28, 1), "float32")).shape
     (2, 10)
     """
     runner = interpreter(content, num_threads)
@@ -61,7 +61,7 @@ def median_latency_ms(content, num_threads=1, runs=100, warmup=10):
 
     Example:
 
-    >>> median_latency_ms(convert(kdc.applications.SmallCNN()), runs=5) > 0
+    >>> median_latency_ms(kdc.tflite.convert(kdc.applications.SmallCNN()), runs=5) > 0
     True
     """
     runner = interpreter(content, num_threads)

@@ -15,7 +15,7 @@ Example:
 
 >>> model = kdc.applications.SmallCNN()
 >>> images = np.random.default_rng(0).uniform(size=(4, 28, 28, 1)).astype("float32")
->>> verify(model, convert(model), images).passed
+>>> verify(model, kdc.tflite.convert(model), images).passed
 True
 """
 

@@ -1,0 +1,324 @@
+"""`keras_dynconv.tflite`: every export form against the per-sample
+reference in LiteRT, quantization modes, BatchNorm folding, the
+compatibility report, the CLIs on a trained model, bad input, and files
+that are written whole or not at all."""
+
+import json
+import os
+import re
+import zipfile
+
+import keras
+import numpy as np
+import pytest
+
+import keras_dynconv as kdc
+from keras_dynconv import tflite as kdc_tflite
+from keras_dynconv.tflite import batch_norm_folding
+from keras_dynconv.tflite import verification
+from keras_dynconv.training import config as config_lib
+from keras_dynconv.training import runner
+from tests import reference
+from tflite import convert as convert_cli
+from tflite import verify as verify_cli
+
+pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) runs the models")
+
+# Layer kinds x geometry: every export form, strides, padding, dilation.
+LAYERS = {
+    "1x1": lambda: kdc.layers.DynamicConv2D(8, 1),
+    "1x1-stride2": lambda: kdc.layers.DynamicConv2D(8, 1, strides=2),
+    "3x3-stride2-same": lambda: kdc.layers.DynamicConv2D(8, 3, 2, "same"),
+    "3x3-dilated-valid": lambda: kdc.layers.DynamicConv2D(8, 3, dilation_rate=2),
+    "5x5-same-bias": lambda: kdc.layers.DynamicConv2D(6, 5, padding="same"),
+    "depthwise-3x3-stride2-multiplier2": lambda: kdc.layers.DynamicDepthwiseConv2D(
+        3, 2, "same", 2),
+    "depthwise-5x5-valid": lambda: kdc.layers.DynamicDepthwiseConv2D(5),
+    "depthwise-3x3-dilated-same": lambda: kdc.layers.DynamicDepthwiseConv2D(
+        3, padding="same", dilation_rate=2),
+}
+# Max error relative to the largest reference output, per quantization.
+TOLERANCE = {"none": 1e-5, "float16": 2e-3, "dynamic_range": 2e-2, "int8": 5e-2}
+
+
+def _one_layer_model(name, seed=0):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((12, 12, 6))
+    layer = LAYERS[name]()
+    model = keras.Model(inputs, layer(inputs))
+    rng = np.random.default_rng(seed)
+    if layer.use_bias:  # distinct per-kernel biases, so their mix is tested
+        layer.bias.assign(rng.normal(size=layer.bias.shape))
+    # Sharp, sample-dependent attention: larger attention weights, tau 1.
+    layer.attention_hidden_kernel.assign(layer.attention_hidden_kernel * 5)
+    layer.attention_logits_kernel.assign(layer.attention_logits_kernel * 5)
+    layer.set_temperature(1.0)
+    return model, layer
+
+
+def _images(count, seed):
+    """Normal noise plus a per-image, per-channel offset: the global pooling
+    the attention starts from differs from image to image."""
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(count, 12, 12, 6))
+            + rng.normal(size=(count, 1, 1, 6))).astype("float32")
+
+
+@pytest.mark.parametrize("quantization", ["none", "float16", "dynamic_range", "int8"])
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_every_export_form_matches_the_per_sample_reference(name, quantization):
+    model, layer = _one_layer_model(name)
+    calibration = _images(64, seed=1)
+    content = kdc_tflite.convert(model, quantization=quantization,
+                                 representative_data=calibration)
+    x = calibration[:4]
+    expected = reference.dynamic_conv(layer, x)
+    actual = kdc_tflite.runtime.predict(content, x)
+    # The attention is sample-dependent, so a per-sample error is a real one.
+    assert np.ptp(reference.attention(layer, x), axis=0).max() > 0.2
+    error = np.abs(actual - expected).max() / np.abs(expected).max()
+    assert error <= TOLERANCE[quantization], error
+
+
+def test_export_ignores_a_training_formulation_that_tflite_cannot_take():
+    # `patches` on a depthwise layer is strided slices TFLite's builtin ops
+    # refuse; conversion traces the export policy's form instead.
+    model, layer = _one_layer_model("depthwise-5x5-valid")
+    layer.formulation = "patches"
+    content = kdc_tflite.convert(model)
+    assert layer.formulation == "patches"  # the model is left as it was
+    x = _images(2, seed=2)
+    np.testing.assert_allclose(kdc_tflite.runtime.predict(content, x),
+                               reference.dynamic_conv(layer, x), rtol=1e-4, atol=1e-5)
+
+
+def test_xnnpack_takes_the_pointwise_form_and_the_report_says_what_it_leaves():
+    model, _ = _one_layer_model("1x1")
+    report = kdc_tflite.compatibility_report(kdc_tflite.convert(model))
+    assert report["xnnpack"]["all_delegated"], report
+    assert "BATCH_MATMUL" in report["xnnpack"]["delegated"]
+    assert "CONV_2D" not in report["ops"]  # no run-time-filter conv
+    model, _ = _one_layer_model("depthwise-5x5-valid")
+    report = kdc_tflite.compatibility_report(kdc_tflite.convert(model))
+    assert report["xnnpack"]["not_delegated"] == {"DEPTHWISE_CONV_2D": 1}
+    assert set(report) >= {"ops", "xnnpack", "gpu_refusals", "size_bytes"}
+    assert "XNNPACK leaves to builtin kernels: DEPTHWISE_CONV_2D x1" in (
+        kdc_tflite.format_report(report))
+
+
+def _random_batch_norm_statistics(model, seed=0):
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            n = layer.moving_mean.shape[0]
+            layer.moving_mean.assign(rng.normal(0, 0.1, n))
+            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
+            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
+            layer.beta.assign(rng.normal(0, 0.1, n))
+
+
+def test_batch_norm_folds_exactly_into_the_dynamic_layers():
+    model = kdc.applications.DYMobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
+        classifier_activation=None)
+    _random_batch_norm_statistics(model)
+    kdc.utils.set_temperature(model, 1.0)
+    folded = batch_norm_folding.fold_batch_norm(model)
+    dynamic = len(kdc.utils.dynamic_layers(model))
+    assert len(batch_norm_folding.foldable_pairs(model)) == dynamic
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)).astype("float32")
+    expected = model.predict(x, verbose=0)
+    np.testing.assert_allclose(folded.predict(x, verbose=0), expected,
+                               rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    content = kdc_tflite.convert(model)
+    assert "MUL" not in kdc_tflite.compatibility.op_counts(content)
+    np.testing.assert_allclose(kdc_tflite.runtime.predict(content, x), expected,
+                               rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+
+
+def test_a_model_without_dynamic_layers_converts_as_keras_would():
+    inputs = keras.Input((16, 16, 3))
+    x = keras.layers.Conv2D(8, 3, activation="relu")(inputs)
+    outputs = keras.layers.Dense(4)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, outputs)
+    content = kdc_tflite.convert(model)
+    assert kdc_tflite.compatibility.op_counts(content) == {
+        "CONV_2D": 1, "MEAN": 1, "FULLY_CONNECTED": 1}
+    x = np.random.default_rng(0).uniform(size=(3, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(kdc_tflite.runtime.predict(content, x),
+                               model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+
+
+def test_signature_input_size_and_int8_io():
+    model = kdc.applications.DYMobileNetV2(
+        input_shape=(None, None, 3), alpha=0.35, weights=None, classes=10)
+    rng = np.random.default_rng(0)
+    calibration = rng.uniform(-1, 1, (8, 40, 40, 3)).astype("float32")
+    content = kdc_tflite.convert(model, quantization="int8", input_size=40,
+                                 representative_data=calibration, int8_io=True)
+    runner_ = kdc_tflite.runtime.interpreter(content)
+    assert runner_.get_signature_list() == {
+        "serving_default": {"inputs": ["images"], "outputs": ["output"]}}
+    detail = runner_.get_input_details()[0]
+    assert detail["dtype"] == np.int8 and tuple(detail["shape"]) == (1, 40, 40, 3)
+    assert kdc_tflite.runtime.quantization_of(content) == "int8"
+    assert kdc_tflite.runtime.predict(content, calibration[:2]).shape == (2, 10)
+
+
+# -- bad input ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_dy_model():
+    return kdc.applications.SmallCNN()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        (dict(quantization="int4"), ValueError,
+         "`quantization` must be one of ['none', 'float16', 'dynamic_range', "
+         "'int8']. Received: quantization='int4'"),
+        (dict(quantization="int8"), ValueError,
+         "Received: representative_data=None"),
+        (dict(int8_io=True), ValueError, "Received: quantization='none', int8_io=True"),
+        (dict(input_size=32), ValueError,
+         "The model takes 28x28 images; `input_size` must match it or be left "
+         "out. Received: input_size=32"),
+        (dict(input_size=0), ValueError, "Received: input_size=0"),
+        (dict(quantization="int8", representative_data=np.zeros((4, 32, 32, 1))),
+         ValueError, "Received: representative_data of shape (4, 32, 32, 1)"),
+        (dict(quantization="int8", representative_data="/nonexistent/calib.npy"),
+         FileNotFoundError, "Received: representative_data='/nonexistent/calib.npy'"),
+        (dict(quantization="int8", representative_data="no_such_dataset"),
+         ValueError, "Received: representative_data='no_such_dataset'"),
+    ],
+    ids=["unknown-quantization", "int8-without-data", "int8-io-without-int8",
+         "size-mismatch", "size-zero", "data-shape", "data-missing", "data-unknown"],
+)
+def test_bad_arguments_are_named_with_their_value(small_dy_model, kwargs, error,
+                                                  message):
+    with pytest.raises(error, match=re.escape(message)):
+        kdc_tflite.convert(small_dy_model, **kwargs)
+
+
+def test_an_input_size_the_model_cannot_take():
+    model = kdc.applications.DYMobileNetV2(
+        input_shape=(None, None, 3), alpha=0.35, weights=None, classes=10)
+    with pytest.raises(ValueError, match=re.escape(
+            "The model cannot take 4x4 images")) as info:
+        kdc_tflite.convert(model, input_size=4)
+    assert "Received: input_size=4" in str(info.value)
+    with pytest.raises(ValueError, match=re.escape("pass `input_size`")):
+        kdc_tflite.convert(model)
+
+
+def test_bad_model_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=re.escape(
+            f"Received: model='{tmp_path}/missing.keras'")):
+        kdc_tflite.convert(str(tmp_path / "missing.keras"))
+    text = tmp_path / "notes.keras"
+    text.write_text("not a model")
+    with pytest.raises(ValueError, match="is not a Keras model file"):
+        kdc_tflite.convert(str(text))
+    corrupt = tmp_path / "corrupt.keras"
+    with zipfile.ZipFile(corrupt, "w") as archive:
+        archive.writestr("config.json", "{ truncated")
+    with pytest.raises(ValueError, match="could not be loaded as a Keras model"):
+        kdc_tflite.convert(str(corrupt))
+
+
+# -- CLIs on a trained model --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A DY SmallCNN trained on the embedded Fashion-MNIST slice (about 20 s
+    on 2 cores): its run directory, with model.keras and config.json."""
+    run_dir = tmp_path_factory.mktemp("tflite") / "run"
+    config = config_lib.TrainConfig(
+        model="small_cnn", dataset="fashion_mnist:embedded", image_size=28,
+        batch_size=64, epochs=3, learning_rate=0.05, warmup_epochs=0.5,
+        temperature_epochs=1.5, seed=0, verbose=0, model_dir=str(run_dir))
+    result = runner.run(config)
+    assert result.eval_accuracy > 0.7
+    return run_dir
+
+
+def _cli(module, args, capsys):
+    code = module.main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_convert_cli_float_and_int8_verified_on_real_images(trained_run, tmp_path,
+                                                            capsys):
+    model = trained_run / "model.keras"
+    out = tmp_path / "dy.tflite"
+    code, stdout, _ = _cli(convert_cli, [model, "--output", out,
+                                         "--report-json", tmp_path / "r.json"], capsys)
+    assert code == 0, stdout
+    assert "verification (none, 1000 images): PASSED" in stdout
+    assert "static twin" in stdout and out.exists()
+    saved = json.loads((tmp_path / "r.json").read_text())
+    assert saved["verification"]["max_relative_error"] <= 1e-4
+    assert saved["verification"]["top1_agreement"] == 1.0
+    assert saved["report"]["size_ratio"] > 1
+
+    out8 = tmp_path / "dy-int8.tflite"
+    code, stdout, _ = _cli(convert_cli, [
+        model, "--output", out8, "--quantization", "int8",
+        "--representative-data", "fashion_mnist:embedded",
+        "--report-json", tmp_path / "r8.json"], capsys)
+    result = json.loads((tmp_path / "r8.json").read_text())["verification"]
+    assert code == 0, stdout
+    assert result["top1_agreement"] >= 0.98
+    assert abs(result["keras_accuracy"] - result["tflite_accuracy"]) <= 0.01
+
+    code, stdout, _ = _cli(verify_cli, [model, out8], capsys)
+    assert code == 0 and "verification (int8, 1000 images): PASSED" in stdout
+
+
+def test_convert_cli_refuses_bad_flags_before_loading(tmp_path, capsys):
+    with pytest.raises(SystemExit) as info:
+        convert_cli.main(["model.keras", "--output", str(tmp_path / "o.tflite"),
+                          "--quantization", "int8"])
+    assert info.value.code == 2
+    assert "--quantization int8 needs --representative-data" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convert_cli.main(["model.keras", "--output", "/nonexistent/dir/o.tflite"])
+    assert "Received: --output /nonexistent/dir/o.tflite" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convert_cli.main(["m.keras", "--output", "o.tflite", "--quantization", "int4"])
+    assert "invalid choice: 'int4'" in capsys.readouterr().err
+
+
+def test_a_failed_conversion_or_verification_leaves_the_previous_file(
+        trained_run, tmp_path, capsys, monkeypatch):
+    out = tmp_path / "model.tflite"
+    out.write_bytes(b"a good model")
+    wrong_shape = tmp_path / "calibration.npy"
+    np.save(wrong_shape, np.zeros((4, 32, 32, 1), np.float32))
+    code, _, err = _cli(convert_cli, [
+        trained_run / "model.keras", "--output", out, "--quantization", "int8",
+        "--representative-data", wrong_shape], capsys)
+    assert code == 2 and "Received: representative_data of shape (4, 32, 32, 1)" in err
+    assert out.read_bytes() == b"a good model"
+    # A verification that fails writes nothing either.
+    monkeypatch.setitem(verification.MIN_TOP1_AGREEMENT, "float16", 1.01)
+    code, stdout, err = _cli(convert_cli, [
+        trained_run / "model.keras", "--output", out, "--quantization", "float16",
+        "--verify-limit", "50"], capsys)
+    assert code == 1 and "Verification failed: nothing written" in err
+    assert out.read_bytes() == b"a good model"
+    assert sorted(os.listdir(tmp_path)) == ["calibration.npy", "model.tflite"]
+
+
+def test_verify_cli_bad_input(trained_run, tmp_path, capsys):
+    not_tflite = tmp_path / "x.tflite"
+    not_tflite.write_bytes(b"\x00" * 64)
+    code, _, err = _cli(verify_cli, [trained_run / "model.keras", not_tflite], capsys)
+    assert code == 2 and f"Received: {not_tflite}" in err
+    with pytest.raises(SystemExit):
+        verify_cli.main([str(trained_run / "model.keras"), str(tmp_path / "none.tflite")])
+    assert "TFLITE file not found" in capsys.readouterr().err
