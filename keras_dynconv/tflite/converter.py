@@ -159,9 +159,9 @@ def convert(model, *, quantization="none", representative_data=None,
             (full integer; needs `representative_data`).
         representative_data: calibration images for int8: an array or a
             `.npy` / `.npz` file of inputs exactly as the model takes them,
-            or a dataset name (evaluation preprocessing of the training
-            pipeline; `preprocess` says how the model scales its inputs).
-            The first 200 images are used.
+            or a dataset name (its training images, through the training
+            pipeline's evaluation preprocessing; `preprocess` says how the
+            model scales its inputs). At most 200 images are used.
         input_size: side of the square images; required where the model's
             size is not fixed.
         int8_io: int8 input and output tensors instead of float32 (int8
@@ -191,7 +191,7 @@ def convert(model, *, quantization="none", representative_data=None,
         calibration = images_for(
             model, representative_data, shape, argument="representative_data",
             model_path=model_path, preprocess=preprocess,
-            limit=CALIBRATION_IMAGES,
+            limit=CALIBRATION_IMAGES, split="train",
         ).images
     if fold_batch_norm:
         # BatchNorm after a dynamic layer is folded into its kernels, as the

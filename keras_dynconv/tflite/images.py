@@ -121,28 +121,33 @@ def _from_file(path, argument):
     return images, labels
 
 
-def _from_dataset(name, input_shape, preprocess, limit):
+def _from_dataset(name, input_shape, preprocess, limit, split):
     import tensorflow as tf
 
     from keras_dynconv.training import data as data_lib
 
     spec = data_lib.describe(name)
-    count = min(limit or spec.eval_examples or 1000,
-                spec.eval_examples or limit or 1000)
+    available = (spec.train_examples if split == "train" else spec.eval_examples) or 1000
+    count = min(limit or available, available)
+    batch = min(64, count)
     datasets = data_lib.make_datasets(
-        name, strategy=tf.distribute.get_strategy(),
-        global_batch_size=min(64, spec.train_examples or 64),
+        name, strategy=tf.distribute.get_strategy(), global_batch_size=batch,
         image_size=input_shape[1], channels=input_shape[3],
-        preprocess=preprocess, seed=0, eval_limit=count,
+        preprocess=preprocess, seed=0, augment="none",
+        train_limit=count if split == "train" else None,
+        eval_limit=count if split == "eval" else None,
     )
+    stream = (datasets.train.take(datasets.steps_per_epoch) if split == "train"
+              else datasets.eval)
     images, labels = [], []
-    for batch_images, batch_labels in datasets.eval:
+    for batch_images, batch_labels in stream:
         images.append(batch_images.numpy())
         labels.append(np.argmax(batch_labels.numpy(), axis=-1))
     return np.concatenate(images), np.concatenate(labels)
 
 
-def load_images(source, input_shape, *, argument, preprocess=None, limit=None):
+def load_images(source, input_shape, *, argument, preprocess=None, limit=None,
+                split="eval"):
     """Reads `source` into `Images` shaped for a model input.
 
     Args:
@@ -152,6 +157,9 @@ def load_images(source, input_shape, *, argument, preprocess=None, limit=None):
         argument: the argument's name for error messages.
         preprocess: `[0, 255] -> model input` for dataset sources.
         limit: keep at most this many images.
+        split: for a dataset, `"eval"` (its test images) or `"train"` (its
+            training images, with the evaluation preprocessing: calibration
+            data that verification does not reuse).
 
     Raises:
         FileNotFoundError, ValueError: a missing or unreadable file, or
@@ -168,7 +176,8 @@ def load_images(source, input_shape, *, argument, preprocess=None, limit=None):
         from keras_dynconv.training.data import DatasetUnavailableError
 
         try:
-            images, labels = _from_dataset(source, input_shape, preprocess, limit)
+            images, labels = _from_dataset(source, input_shape, preprocess,
+                                           limit, split)
         except DatasetUnavailableError as error:
             raise ValueError(
                 f"`{argument}` is neither a .npy/.npz file nor an available "
@@ -203,7 +212,7 @@ def _is_file_source(source):
 
 
 def images_for(model, source, input_shape, *, argument, model_path=None,
-               preprocess="auto", limit=None):
+               preprocess="auto", limit=None, split="eval"):
     """`load_images` for `model`: dataset sources get the model's
     preprocessing, and labels are kept only where they are the model's
     classes (a dataset with as many classes as the model's outputs, or a
@@ -223,7 +232,7 @@ def images_for(model, source, input_shape, *, argument, model_path=None,
         return load_images(source, input_shape, argument=argument, limit=limit)
     preprocess_fn = preprocess_for(model, model_path, preprocess)
     loaded = load_images(source, input_shape, argument=argument,
-                         preprocess=preprocess_fn, limit=limit)
+                         preprocess=preprocess_fn, limit=limit, split=split)
     classes = model.outputs[0].shape[-1] if len(model.outputs) == 1 else None
     if loaded.labels is not None and (
             classes is None or int(loaded.labels.max()) >= classes

@@ -65,7 +65,7 @@ def convert_and_verify(model, *, quantization="none", representative_data=None,
         representative_data = images_for(
             model, representative_data, shape, argument="representative_data",
             model_path=model_path, preprocess=preprocess,
-            limit=CALIBRATION_IMAGES).images
+            limit=CALIBRATION_IMAGES, split="train").images
     verification_images = None
     if verify_data is not None:
         verification_images = images_for(
