@@ -15,8 +15,14 @@ Random weights say nothing about accuracy: the quantized models'
 faithfulness is checked on trained models (`python -m tflite.verify`,
 tests/test_tflite_conversion.py).
 
+With `--layers`, the same for single dynamic layers of MobileNet shapes,
+once per formulation the export policy could choose (at batch 1
+`"per_sample_loop"` is one conv with the run-time kernel), float32 and
+int8: the measurements behind the policy's export rows.
+
     python benchmarks/tflite.py                          # ~5 minutes
     python benchmarks/tflite.py --models mobilenet_v2_0.5 --rounds 3
+    python benchmarks/tflite.py --layers --threads 1     # ~3 minutes
 """
 
 import argparse
@@ -63,6 +69,8 @@ def parse_args(argv=None):
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--layers", action="store_true",
+                        help="single layers, every export formulation")
     return parser.parse_args(argv)
 
 
@@ -94,8 +102,74 @@ def paired_latency(dy_content, static_content, threads, rounds, runs):
     return statistics.median(times["dy"]), statistics.median(times["static"])
 
 
+# (label, input (h, w, c), DY layer, its static twin)
+LAYERS = [
+    ("1x1 56x56x24->144", (56, 56, 24), lambda: kdc.layers.DynamicConv2D(144, 1),
+     lambda: keras.layers.Conv2D(144, 1)),
+    ("1x1 28x28x32->192", (28, 28, 32), lambda: kdc.layers.DynamicConv2D(192, 1),
+     lambda: keras.layers.Conv2D(192, 1)),
+    ("1x1 14x14x96->576", (14, 14, 96), lambda: kdc.layers.DynamicConv2D(576, 1),
+     lambda: keras.layers.Conv2D(576, 1)),
+    ("1x1 7x7x320->1280", (7, 7, 320), lambda: kdc.layers.DynamicConv2D(1280, 1),
+     lambda: keras.layers.Conv2D(1280, 1)),
+    ("3x3 28x28x64->64", (28, 28, 64),
+     lambda: kdc.layers.DynamicConv2D(64, 3, padding="same"),
+     lambda: keras.layers.Conv2D(64, 3, padding="same")),
+    ("dw3x3 56x56x144", (56, 56, 144),
+     lambda: kdc.layers.DynamicDepthwiseConv2D(3, padding="same"),
+     lambda: keras.layers.DepthwiseConv2D(3, padding="same")),
+    ("dw3x3 28x28x192 s2", (28, 28, 192),
+     lambda: kdc.layers.DynamicDepthwiseConv2D(3, 2, padding="same"),
+     lambda: keras.layers.DepthwiseConv2D(3, 2, padding="same")),
+    ("dw3x3 7x7x960", (7, 7, 960),
+     lambda: kdc.layers.DynamicDepthwiseConv2D(3, padding="same"),
+     lambda: keras.layers.DepthwiseConv2D(3, padding="same")),
+]
+LAYER_FORMULATIONS = ("patches", "per_sample_loop", "mixture")
+
+
+def layer_main(args):
+    """Single layers: every export formulation against the static twin."""
+    rng = np.random.default_rng(0)
+    print("| layer | quantization | formulation | policy's choice | DY / static "
+          "| XNNPACK leaves |")
+    print("|---|---|---|---|---|---|")
+    for label, shape, dynamic_layer, static_layer in LAYERS:
+        calibration = rng.normal(size=(32, *shape)).astype(np.float32)
+        inputs = keras.Input(shape)
+        static = keras.Model(inputs, static_layer()(inputs))
+        inputs = keras.Input(shape)
+        layer = dynamic_layer()
+        dynamic = keras.Model(inputs, layer(inputs))
+        for quantization in args.quantizations:
+            options = dict(quantization=quantization,
+                           representative_data=calibration)
+            static_content = kdc_tflite.convert(static, **options)
+            purpose = "export_int8" if quantization == "int8" else "export"
+            chosen = kdc.layers.formulation_policy.choose(
+                layer.KIND, layer.kernel_size, layer._output_size(shape[:2]),
+                "CPU", purpose, batch_size=1)
+            for formulation in LAYER_FORMULATIONS:
+                if layer.KIND == "depthwise" and formulation == "patches":
+                    continue  # strided slices: not builtin TFLite ops
+                content = kdc_tflite.convert(dynamic, formulation=formulation,
+                                             **options)
+                dy_ms, static_ms = paired_latency(content, static_content,
+                                                  args.threads[0], args.rounds,
+                                                  args.runs)
+                left = kdc_tflite.compatibility.xnnpack_coverage(content)["not_delegated"]
+                print(f"| {label} | {quantization} | {formulation} | "
+                      f"{'yes' if formulation == chosen else ''} | "
+                      f"{dy_ms / static_ms:.2f}x | "
+                      f"{', '.join(sorted(left)) or '-'} |", flush=True)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.layers:
+        print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
+              f"{cpu_name()}, {args.threads[0]} thread(s), batch 1, XNNPACK\n")
+        return layer_main(args)
     rng = np.random.default_rng(0)
     size = args.image_size
     calibration = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)

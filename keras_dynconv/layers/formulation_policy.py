@@ -114,30 +114,35 @@ _ACCELERATOR = {
     _SPATIAL: (Rule("batch_folded", measured=False),),
     _DEPTHWISE: (Rule("batch_folded", measured=False),),
 }
-# A batch-1 TFLite model, measured in LiteRT with XNNPACK
-# (benchmarks/tflite.py; docs/design.md, "Export"). At batch 1 a sample's
-# kernel is one kernel. XNNPACK delegates a batched matmul with a run-time
-# operand (1x1: 0.9-1.1x static at 28x28; k x k after a one-hot im2col conv
-# with a constant filter), not CONV_2D / DEPTHWISE_CONV_2D with a run-time
-# filter. For depthwise layers the builtin run-time-filter kernel (3.7-4.7x
-# a cheap op) still beats every delegated form tried (mixtures 12-47x: their
-# contraction over K is an inner-axis reduction XNNPACK runs slowly).
-# "per_sample_loop" at batch 1 is that single run-time-filter op.
+# A batch-1 TFLite model, measured in LiteRT with XNNPACK, one thread
+# (`benchmarks/tflite.py --layers`; docs/design.md, "Export to TFLite"). At
+# batch 1 a sample's kernel is one kernel. XNNPACK delegates a batched
+# matmul with a run-time operand (1x1: 1.1x static at 28x28-56x56, 2.6x at
+# 7x7 where mixing K x the weights dominates; k x k after an im2col by a
+# constant one-hot depthwise conv: 1.9x), not CONV_2D / DEPTHWISE_CONV_2D
+# with a run-time filter (4.5-6.6x). For depthwise layers that builtin
+# run-time-filter kernel (3.3-4.8x) still beats the delegated mixture
+# (16-31x: its contraction over K is a batched matmul or inner-axis
+# reduction XNNPACK runs slowly). "per_sample_loop" at batch 1 is that
+# single run-time-filter op.
 _EXPORT_FLOAT = {
     _POINTWISE: (Rule("patches"),),
     _SPATIAL: (Rule("patches"),),
     _DEPTHWISE: (Rule("per_sample_loop"),),
 }
-# Full-integer int8: the same forms, with the mixed kernels' int8 range
-# pinned symmetric (zero point 0; `BaseDynamicConv._symmetric_int8_range`).
-# With a calibrated, asymmetric range a run-time-filter CONV_2D fails to
-# allocate, a run-time-filter DEPTHWISE_CONV_2D is silently wrong (21 %
-# error measured) and XNNPACK refuses the int8 matmul; with zero point 0
-# all three are exact to int8 rounding (1.5 %). The mixture (constant
-# filters) quantises too but its contraction over K is 20-70x static int8.
+# Full-integer int8: the mixed kernels are normalised per output channel
+# and pinned to a symmetric int8 range (zero point 0;
+# `BaseDynamicConv._int8_normalised_kernel_stack`). With a calibrated,
+# asymmetric range a run-time-filter CONV_2D fails to allocate, a
+# run-time-filter DEPTHWISE_CONV_2D is silently wrong (21 % error measured)
+# and XNNPACK refuses the int8 matmul; with zero point 0 all three are
+# exact to int8 rounding. Against the static int8 twin: 1x1 batched matmul
+# 1.7-4.0x from 14x14 up; at 7x7 the mixture (constant per-channel
+# filters) 16x, the matmul 20x; k x k: the mixture 10x, the im2col matmul
+# 44x; depthwise: the run-time-filter op 4.0-5.6x, the mixture 51-69x.
 _EXPORT_INT8 = {
-    _POINTWISE: (Rule("patches"),),
-    _SPATIAL: (Rule("patches"),),
+    _POINTWISE: (Rule("mixture"), Rule("patches", 64)),
+    _SPATIAL: (Rule("mixture"),),
     _DEPTHWISE: (Rule("per_sample_loop"),),
 }
 

@@ -285,27 +285,6 @@ def _mixture(static_op, inputs, kernel_stack, attention, strides, padding,
     return tf.reshape(mixed, [shape[0], shape[1], shape[2], -1])
 
 
-def mixture_of_static_ops(static_op, inputs, kernel_stack, attention, strides,
-                          padding, dilation_rate):
-    """sum_k attention_k * static_op(x, W_k) as K static ops, each scaled by
-    its attention and added: only ops with constant filters, elementwise
-    multiplies by a per-sample scalar and adds.
-
-    The form for TFLite: XNNPACK delegates each of these (float and int8),
-    where the contraction of `_mixture` becomes a batched matmul or an
-    inner-axis reduction that it runs slowly or not at all.
-    """
-    num_kernels = kernel_stack.shape[0]
-    weights = tf.split(tf.reshape(attention, [-1, 1, 1, num_kernels]),
-                       num_kernels, axis=-1)
-    kernels = tf.unstack(kernel_stack, axis=0)
-    terms = [
-        static_op(inputs, kernel, strides, padding, dilation_rate) * weight
-        for kernel, weight in zip(kernels, weights)
-    ]
-    return tf.add_n(terms)
-
-
 def conv2d_mixture(inputs, kernel_stack, attention, strides, padding,
                    dilation_rate):
     """sum_k attention_k * conv(x, W_k), as one conv with K*filters outputs.
