@@ -29,7 +29,6 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
-from keras_dynconv.layers import formulation_policy  # noqa: E402
 from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported  # noqa: E402
 
 # (name, kind, height=width, in_channels, out_channels, kernel, stride)

@@ -27,9 +27,7 @@ printed, and the DY / static ratio of the medians.
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import tempfile
 import time
 import warnings
@@ -41,6 +39,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
+from keras_dynconv.utils.machine import cpu_name  # noqa: E402
 
 # model.fit warns that a tf.data dataset is not shuffled: it is synthetic.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
@@ -101,17 +100,6 @@ def infer_images_per_second(infer, x, iterations):
         out = infer(x)
     np.asarray(out)
     return x.shape[0] * iterations / (time.perf_counter() - start)
-
-
-def cpu_name():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def print_rows(rows, models):

@@ -27,9 +27,7 @@ int8: the measurements behind the policy's export rows.
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -38,6 +36,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
+from keras_dynconv.utils.machine import cpu_name  # noqa: E402
 from keras_dynconv import tflite as kdc_tflite  # noqa: E402
 
 MODELS = {
@@ -45,17 +44,6 @@ MODELS = {
     "mobilenet_v2_0.5": (kdc.applications.DYMobileNetV2, {"alpha": 0.5}),
     "mobilenet_v3_small": (kdc.applications.DYMobileNetV3Small, {}),
 }
-
-
-def cpu_name():
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def parse_args(argv=None):
