@@ -62,13 +62,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def build(name, dynamic, size, seed=0):
-    """A model with random weights and random BatchNorm statistics: a
-    freshly built BatchNorm (mean 0, variance 1, offset 0) folds into a zero
-    bias that the converter drops, which a trained model never has."""
-    constructor, kwargs = MODELS[name]
-    model = constructor(input_shape=(size, size, 3), weights=None,
-                        dynamic=dynamic, **kwargs)
+def randomize_batch_norm(model, seed=0):
+    """Random BatchNorm statistics and affine weights, as a trained model
+    has: a freshly built BatchNorm (mean 0, variance 1, offset 0) folds into
+    a zero bias that the converter drops."""
     rng = np.random.default_rng(seed)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
@@ -80,14 +77,12 @@ def build(name, dynamic, size, seed=0):
     return model
 
 
-def paired_latency(dy_content, static_content, threads, rounds, runs):
-    """Medians over rounds of each round's median, DY and static alternated."""
-    times = {"dy": [], "static": []}
-    for _ in range(rounds):
-        for key, content in (("static", static_content), ("dy", dy_content)):
-            times[key].append(kdc_tflite.runtime.median_latency_ms(
-                content, num_threads=threads, runs=runs, warmup=3))
-    return statistics.median(times["dy"]), statistics.median(times["static"])
+def build(name, dynamic, size, seed=0):
+    """A model with random weights and random BatchNorm statistics."""
+    constructor, kwargs = MODELS[name]
+    return randomize_batch_norm(constructor(
+        input_shape=(size, size, 3), weights=None, dynamic=dynamic, **kwargs),
+        seed)
 
 
 # (label, input (h, w, c), DY layer, its static twin)

@@ -18,6 +18,7 @@ from keras_dynconv.tflite import batch_norm_folding
 from keras_dynconv.tflite import verification
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import runner
+from benchmarks.tflite import randomize_batch_norm
 from tests import reference
 from tflite import convert as convert_cli
 from tflite import verify as verify_cli
@@ -106,22 +107,11 @@ def test_xnnpack_takes_the_pointwise_form_and_the_report_says_what_it_leaves():
         kdc_tflite.format_report(report))
 
 
-def _random_batch_norm_statistics(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            n = layer.moving_mean.shape[0]
-            layer.moving_mean.assign(rng.normal(0, 0.1, n))
-            layer.moving_variance.assign(rng.uniform(0.5, 2.0, n))
-            layer.gamma.assign(rng.uniform(0.5, 1.5, n))
-            layer.beta.assign(rng.normal(0, 0.1, n))
-
-
 def test_batch_norm_folds_exactly_into_the_dynamic_layers():
     model = kdc.applications.DYMobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
         classifier_activation=None)
-    _random_batch_norm_statistics(model)
+    randomize_batch_norm(model)
     kdc.utils.set_temperature(model, 1.0)
     folded = batch_norm_folding.fold_batch_norm(model)
     dynamic = len(kdc.utils.dynamic_layers(model))
