@@ -16,7 +16,10 @@ TWINS = [
     (kdc.layers.DynamicConv2D, keras.layers.Conv2D),
     (kdc.layers.DynamicDepthwiseConv2D, keras.layers.DepthwiseConv2D),
 ]
-OWN_PARAMETERS = ["num_kernels", "temperature", "attention_reduction", "formulation"]
+OWN_PARAMETERS = [
+    "num_kernels", "temperature", "attention_reduction", "formulation",
+    "kernel_correlation",
+]
 
 
 def _parameters(cls):

@@ -38,6 +38,8 @@ LAYERS = {
         ({"data_format": "channels_first"}, "Received: data_format='channels_first'"),
         ({"formulation": "fast"}, "`formulation` must be one of ['auto', 'patches', 'batch_folded', 'per_sample_loop', 'mixture']. Received: formulation='fast'"),
         ({"attention_reduction": 0}, "Received: attention_reduction=0"),
+        ({"kernel_correlation": 1.0}, "`kernel_correlation` must be a number in [0, 1). Received: kernel_correlation=1.0"),
+        ({"kernel_correlation": -0.1}, "Received: kernel_correlation=-0.1"),
     ],
 )
 def test_bad_constructor_args(kind, kwargs, message):
@@ -322,3 +324,22 @@ def test_dilated_same_padding_trains_and_exports_with_unknown_batch(
     for batch in (slice(0, 1), slice(0, 4)):  # the signature's batch is unknown
         np.testing.assert_allclose(reloaded.serve(x[batch]), expected[batch],
                                    atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_kernel_correlation_sets_the_kernels_correlation_and_mixture_scale(kind):
+    """Any two kernels correlate by `kernel_correlation`; the uniform mixture
+    keeps the independent kernels' scale (variance of one kernel / K)."""
+    x = np.zeros((1, 8, 8, 64), "float32")
+    independent = LAYERS[kind](num_kernels=4, kernel_correlation=0.0)
+    correlated = LAYERS[kind](num_kernels=4, kernel_correlation=0.9)
+    independent(x), correlated(x)
+    stacks = [np.reshape(layer.kernel.numpy(), (4, -1)) for layer in (independent, correlated)]
+    correlation = np.corrcoef(stacks[1])[np.triu_indices(4, 1)]
+    assert np.all(np.abs(np.corrcoef(stacks[0])[np.triu_indices(4, 1)]) < 0.2)
+    assert np.all((correlation > 0.8) & (correlation < 0.97))
+    mixture_variance = [stack.mean(0).var() for stack in stacks]
+    np.testing.assert_allclose(mixture_variance[1], mixture_variance[0], rtol=0.25)
+    assert correlated.get_config()["kernel_correlation"] == 0.9
+    clone = type(correlated).from_config(correlated.get_config())
+    assert clone.kernel_correlation == 0.9

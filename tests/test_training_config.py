@@ -59,6 +59,7 @@ def test_model_names_in_either_case(name, tmp_path):
         (["--model", "dy_resnet18", "--alpha", "0.5"], "--alpha: DYResNet18 takes no width multiplier. Received: --alpha=0.5"),
         (["--no-dynamic", "--fixed-temperature", "1"], "--fixed-temperature: the static twin (--no-dynamic) has no temperature. Received: --fixed-temperature=1.0"),
         (["--formulation", "fast"], "--formulation: must be one of ['auto', 'patches'"),
+        (["--kernel-correlation", "1"], "--kernel-correlation: must be a number in [0, 1). Received: --kernel-correlation=1.0"),
         (["--recipe", "vgg"], "--recipe: no recipe file of that path, nor a shipped recipe of that name (shipped: ['fashion_mnist', 'mobilenet_v2', 'resnet']). Received: --recipe='vgg'"),
         (["--lr-decay-epochs", "60", "30"], "--lr-decay-epochs: must be increasing epochs >= 1. Received: --lr-decay-epochs=[60, 30]"),
     ],

@@ -56,6 +56,19 @@ def positive_finite(value, name):
     return number
 
 
+def unit_interval(value, name):
+    """A float in [0, 1) (kernel correlations)."""
+    try:
+        number = float("nan") if isinstance(value, bool) else float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not 0.0 <= number < 1.0:
+        raise ValueError(
+            f"`{name}` must be a number in [0, 1). Received: {name}={value!r}"
+        )
+    return number
+
+
 def padding_mode(value):
     mode = value.lower() if isinstance(value, str) else value
     if mode not in ("valid", "same"):

@@ -60,6 +60,7 @@ class BaseDynamicConv(keras.layers.Layer):
         temperature,
         attention_reduction,
         formulation,
+        kernel_correlation=0.0,
         **kwargs,
     ):
         arguments.tensorflow_backend()
@@ -80,6 +81,9 @@ class BaseDynamicConv(keras.layers.Layer):
             attention_reduction, "attention_reduction"
         )
         self.formulation = formulation
+        self.kernel_correlation = arguments.unit_interval(
+            kernel_correlation, "kernel_correlation"
+        )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -196,7 +200,8 @@ class BaseDynamicConv(keras.layers.Layer):
             name="kernel",
             shape=(self.num_kernels, *self._kernel_shape(in_channels)),
             initializer=PerKernelInitializer(
-                self.kernel_initializer, self.num_kernels
+                self.kernel_initializer, self.num_kernels,
+                correlation=self.kernel_correlation,
             ),
             regularizer=kernel_regularizer,
             constraint=kernel_constraint,
@@ -444,6 +449,7 @@ class BaseDynamicConv(keras.layers.Layer):
                 "temperature": self.get_temperature(),
                 "attention_reduction": self.attention_reduction,
                 "formulation": self.formulation,
+                "kernel_correlation": self.kernel_correlation,
             }
         )
         return config

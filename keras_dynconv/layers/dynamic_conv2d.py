@@ -48,6 +48,14 @@ class DynamicConv2D(BaseDynamicConv):
             `"patches"`, `"batch_folded"` (grouped conv; its gradient needs
             cuDNN, XLA or TF's oneDNN CPU kernels), `"per_sample_loop"` or
             `"mixture"`. All give the same output.
+        kernel_correlation: correlation, in [0, 1), of the K kernels'
+            initial values (`kdc.layers.kernel_stack.PerKernelInitializer`).
+            0 (the paper): independent kernels. While the attention is
+            near-uniform (high temperature) every kernel receives the same
+            gradient, so only their mean learns; when the attention sharpens
+            each sample's kernel becomes mostly its own untrained draw. In
+            short runs that change collapses training; 0.9 keeps the
+            sharpened kernel close to the trained mean (docs/training.md).
 
     Input shape:
         `(batch, height, width, in_channels)`; batch may be unknown.
@@ -103,6 +111,7 @@ class DynamicConv2D(BaseDynamicConv):
         temperature=30.0,
         attention_reduction=4,
         formulation="auto",
+        kernel_correlation=0.0,
         **kwargs,
     ):
         super().__init__(
@@ -124,6 +133,7 @@ class DynamicConv2D(BaseDynamicConv):
             temperature=temperature,
             attention_reduction=attention_reduction,
             formulation=formulation,
+            kernel_correlation=kernel_correlation,
             **kwargs,
         )
         self.filters = arguments.positive_int(filters, "filters")

@@ -39,6 +39,14 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
             whenever the layer is traced), `"patches"` (9-tap multiply-add),
             `"batch_folded"` (one depthwise conv over batch * channels),
             `"per_sample_loop"` or `"mixture"`. All give the same output.
+        kernel_correlation: correlation, in [0, 1), of the K kernels'
+            initial values (`kdc.layers.kernel_stack.PerKernelInitializer`).
+            0 (the paper): independent kernels. While the attention is
+            near-uniform (high temperature) every kernel receives the same
+            gradient, so only their mean learns; when the attention sharpens
+            each sample's kernel becomes mostly its own untrained draw. In
+            short runs that change collapses training; 0.9 keeps the
+            sharpened kernel close to the trained mean (docs/training.md).
 
     Input shape:
         `(batch, height, width, channels)`; batch may be unknown.
@@ -92,6 +100,7 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         temperature=30.0,
         attention_reduction=4,
         formulation="auto",
+        kernel_correlation=0.0,
         **kwargs,
     ):
         misnamed = sorted(
@@ -124,6 +133,7 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
             temperature=temperature,
             attention_reduction=attention_reduction,
             formulation=formulation,
+            kernel_correlation=kernel_correlation,
             **kwargs,
         )
         self.depth_multiplier = arguments.positive_int(

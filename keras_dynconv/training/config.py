@@ -56,6 +56,10 @@ class TrainConfig:
     dynamic: bool = _field(True, "--no-dynamic trains the static twin", flag="--no-dynamic")
     num_kernels: int = _field(4, "K, kernels per dynamic layer")
     formulation: str = _field("auto", "formulation of every dynamic layer")
+    kernel_correlation: float = _field(
+        0.0, "correlation in [0, 1) of the K kernels' initial values (0: "
+        "independent, the paper's; 0.9 keeps the kernel a sharpening attention "
+        "picks close to the trained mean: see docs/training.md)")
     dropout: typing.Optional[float] = _field(None, "dropout before the classifier "
                                              "(default: the model's)")
     bn_momentum: typing.Optional[float] = _field(
@@ -249,6 +253,9 @@ def _check_numbers(config):
     for name in ("momentum", "label_smoothing"):
         if getattr(config, name) >= 1:
             _fail(name, getattr(config, name), "must be < 1.")
+    if not _finite(config.kernel_correlation) or not 0 <= config.kernel_correlation < 1:
+        _fail("kernel_correlation", config.kernel_correlation,
+              "must be a number in [0, 1).")
     for name in ("dropout", "bn_momentum"):
         value = getattr(config, name)
         if value is not None and (not _finite(value) or not 0 <= value < 1):

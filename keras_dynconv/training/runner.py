@@ -21,6 +21,7 @@ import tensorflow as tf
 from keras_dynconv.applications import MODELS
 from keras_dynconv.callbacks import AttentionLogger
 from keras_dynconv.callbacks import TemperatureAnnealing
+from keras_dynconv.layers.kernel_stack import PerKernelInitializer
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import data
 from keras_dynconv.training import durability
@@ -98,12 +99,26 @@ def _build_model(config, spec, channels):
                 f"Received: --image-size={config.image_size}"
             ) from None
         raise
+    if config.dynamic and config.kernel_correlation:
+        _correlate_kernels(model, config.kernel_correlation)
     if config.bn_momentum is not None:
         # Keras tracks nested layers alike; `_flatten_layers` walks them.
         for layer in model._flatten_layers(include_self=False):
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.momentum = config.bn_momentum
     return model
+
+
+def _correlate_kernels(model, correlation):
+    """Re-draws the K kernels of every dynamic layer with `correlation` (the
+    applications build them independent, as the paper); a resumed run then
+    restores its trained weights over them."""
+    for layer in dynamic_layers(model):
+        layer.kernel_correlation = correlation
+        initializer = PerKernelInitializer(
+            layer.kernel_initializer, layer.num_kernels, correlation=correlation)
+        layer.kernel.assign(initializer(tuple(layer.kernel.shape),
+                                        dtype=layer.kernel.dtype))
 
 
 def _model_channels(config, spec):
