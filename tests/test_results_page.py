@@ -1,0 +1,37 @@
+"""training/results.py: the page it writes from finished runs (no training
+here: the runs are given)."""
+
+import pytest
+
+from training import results
+
+
+def _result(accuracy, dynamic):
+    return {"eval_accuracy": accuracy, "eval_loss": 0.5, "final_temperature": 1.0,
+            "train_seconds": 10.0, "dynamic": dynamic}
+
+
+def test_page_lists_runs_and_summarises_each_variant_over_seeds():
+    args = results.parse_args(["--seeds", "0", "1", "--epochs", "2",
+                               "--dataset", "fashion_mnist:embedded"])
+    configs = {(v, s): results.config_for(v, s, args)
+               for s in args.seeds for v in args.variants}
+    runs = {("static", 0): _result(0.80, False), ("static", 1): _result(0.82, False),
+            ("dy", 0): _result(0.83, True), ("dy", 1): _result(0.82, True),
+            ("dy_tau1", 0): _result(0.70, True), ("dy_tau1", 1): _result(0.74, True)}
+    text = results.page(args, configs, runs)
+    assert "| static | 0 | 0.8000 | 0.5000 | - | 10 |" in text
+    assert "| dy | 1 | 0.8200 | 0.5000 | 1.00 | 10 |" in text
+    assert "| static | 2 | 0.8100 | 0.0141 | 0.8000 | 0.8200 |" in text
+    assert "| dy_tau1 | 2 | 0.7200 | 0.0283 | 0.7000 | 0.7400 |" in text
+    # Paired by seed: +3.00 and 0.00 points.
+    assert "dy - static, same seed: mean +1.50 points, std 2.12, range +0.00 to +3.00" in text
+    assert configs["dy", 0].kernel_correlation == 0.9  # the recipe's
+    assert configs["dy_tau1", 0].fixed_temperature == 1.0
+    assert configs["dy", 0].temperature_epochs == pytest.approx(1.0)  # 6 of 12, scaled
+
+
+def test_bad_epochs_is_refused_naming_the_flag(capsys):
+    with pytest.raises(SystemExit):
+        results.parse_args(["--epochs", "0"])
+    assert "Received: --epochs 0" in capsys.readouterr().err
