@@ -141,6 +141,10 @@ def page(args, configs, results):
                 f"{variant} - static, same seed: mean {100 * mean:+.2f} points, "
                 f"std {100 * spread:.2f}, range {100 * low:+.2f} to "
                 f"{100 * high:+.2f} ({len(pairs)} seeds).")
+    lines += ["", "One budget, a few seeds: the spread above is the uncertainty. What "
+              "is known of why DY trains as it does here (the collapse when tau "
+              "nears 1, the kernel correlation that delays it): "
+              "[training.md](training.md)."]
     return "\n".join(lines) + "\n"
 
 
