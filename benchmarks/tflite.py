@@ -85,6 +85,16 @@ def build(name, dynamic, size, seed=0):
         seed)
 
 
+def paired_latency(dy_content, static_content, threads, rounds, runs):
+    """Medians over rounds of each round's median, DY and static alternated."""
+    times = {"dy": [], "static": []}
+    for _ in range(rounds):
+        for key, content in (("static", static_content), ("dy", dy_content)):
+            times[key].append(kdc_tflite.runtime.median_latency_ms(
+                content, num_threads=threads, runs=runs, warmup=3))
+    return statistics.median(times["dy"]), statistics.median(times["static"])
+
+
 # (label, input (h, w, c), DY layer, its static twin)
 LAYERS = [
     ("1x1 56x56x24->144", (56, 56, 24), lambda: kdc.layers.DynamicConv2D(144, 1),
@@ -159,15 +169,21 @@ def main(argv=None):
     print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
           f"{cpu_name()}, {os.cpu_count()} cores, {size}x{size}, batch 1, "
           f"XNNPACK; median of {args.rounds} rounds x {args.runs} runs\n")
-    rows = []
+    rows, failures = [], []
     for name in args.models:
         dy_model, static_model = build(name, True, size), build(name, False, size)
         for quantization in args.quantizations:
             options = dict(quantization=quantization)
             if quantization == "int8":
                 options["representative_data"] = calibration
-            dy = kdc_tflite.convert(dy_model, **options)
-            static = kdc_tflite.convert(static_model, **options)
+            try:
+                dy = kdc_tflite.convert(dy_model, **options)
+                static = kdc_tflite.convert(static_model, **options)
+            except kdc_tflite.ConversionError as error:
+                # Reported, not hidden: the table says which case failed.
+                print(f"{name:20s} {quantization:8s} conversion failed: {error}")
+                failures.append((name, quantization, str(error)))
+                continue
             left = kdc_tflite.compatibility.xnnpack_coverage(dy)["not_delegated"]
             for threads in args.threads:
                 dy_ms, static_ms = paired_latency(dy, static, threads,
@@ -185,6 +201,8 @@ def main(argv=None):
         print(f"| {name} | {quantization} | {threads} | {dy_ms:.2f} | "
               f"{static_ms:.2f} | {dy_ms / static_ms:.2f}x | {dy_size / 1e6:.1f} | "
               f"{static_size / 1e6:.1f} | {left_text} |")
+    for name, quantization, error in failures:
+        print(f"| {name} | {quantization} | - | conversion failed: {error} |")
 
 
 if __name__ == "__main__":
