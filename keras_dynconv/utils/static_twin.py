@@ -9,21 +9,25 @@ under uniform attention; with K = 1, exactly its output); all other layers
 keep their weights.
 """
 
+import inspect
+
 import keras
 
 from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
 from keras_dynconv.layers.dynamic_conv2d import DynamicConv2D
 
-# Arguments a dynamic layer has beyond its Keras twin's.
-_DYNAMIC_ONLY = ("num_kernels", "temperature", "attention_reduction",
-                 "formulation")
+# Config entries of every Keras layer, beside its constructor's arguments.
+_BASE_CONFIG = ("name", "trainable", "dtype")
 
 
 def _twin_layer(layer):
-    config = {k: v for k, v in layer.get_config().items()
-              if k not in _DYNAMIC_ONLY}
     twin_class = (keras.layers.Conv2D if isinstance(layer, DynamicConv2D)
                   else keras.layers.DepthwiseConv2D)
+    # The twin's own arguments: the dynamic ones (num_kernels, temperature,
+    # ...) are left out, whichever they are.
+    accepted = set(inspect.signature(twin_class.__init__).parameters)
+    config = {k: v for k, v in layer.get_config().items()
+              if k in accepted or k in _BASE_CONFIG}
     return twin_class.from_config(config)
 
 
