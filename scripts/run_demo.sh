@@ -2,7 +2,9 @@
 # The main job, end to end, from a fresh machine with Python 3.10-3.12:
 # sets up .venv (with the training extra), then trains DY-MobileNetV2 x0.35
 # and its static twin on the embedded Fashion-MNIST slice, evaluates both,
-# draws the curves and the attention, and prints the summary. Extra
+# draws the curves and the attention, converts both to float32 and int8
+# TFLite, verifies them in LiteRT against Keras, times them at batch 1, and
+# prints the summary. Extra
 # arguments go to training/demo.py (see --help); each run starts afresh in
 # runs/demo.
 set -euo pipefail

@@ -3,7 +3,7 @@ embedded Fashion-MNIST slice, trained with the same recipe and budget,
 evaluated, drawn, converted to TFLite (float32 and int8), verified in
 LiteRT against Keras, timed at batch 1, summarised.
 
-    python training/demo.py                 # about 5 minutes on 2 cores
+    python training/demo.py                 # about 6 minutes on 2 cores
     python training/demo.py --epochs 2      # quicker
     python training/demo.py --dataset fashion_mnist:full --epochs 12
 
