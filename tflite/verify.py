@@ -48,7 +48,7 @@ def main(argv=None):
     with open(args.tflite, "rb") as f:
         content = f.read()
     try:
-        kdc_tflite.runtime.interpreter(content)
+        interpreter = kdc_tflite.runtime.interpreter(content)
     except Exception as error:
         print(f"error: `tflite` is not a model LiteRT can load "
               f"({str(error).splitlines()[0][:200]}). Received: {args.tflite}",
@@ -56,8 +56,7 @@ def main(argv=None):
         return 2
     try:
         model = kdc_tflite.load_model(args.model)
-        shape = tuple(kdc_tflite.runtime.interpreter(content)
-                      .get_input_details()[0]["shape"])
+        shape = tuple(interpreter.get_input_details()[0]["shape"])
         data = kdc_tflite.images_for(
             model, args.data, shape, argument="data", model_path=args.model,
             preprocess=args.preprocess, limit=args.limit)

@@ -17,7 +17,6 @@ per variant, and DY - static per seed.
 """
 
 import argparse
-import dataclasses
 import datetime
 import json
 import os
@@ -154,7 +153,7 @@ def main(argv=None):
                for seed in args.seeds for variant in args.variants}
     results = {}
     for key, config in configs.items():
-        results[key] = run_or_read(dataclasses.replace(config))
+        results[key] = run_or_read(config)
         print(f"[results] {key[0]} seed {key[1]}: "
               f"{results[key]['eval_accuracy']:.4f}", flush=True)
     text = page(args, configs, results)

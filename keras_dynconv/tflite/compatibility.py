@@ -35,18 +35,16 @@ def _interpreter(content):
     return interpreter
 
 
-def op_counts(content):
-    """`{op name: count}` of the builtin ops of a `.tflite` (delegate nodes
-    left out)."""
-    ops = _interpreter(content)._get_ops_details()
+def _ops(content):
+    return _interpreter(content)._get_ops_details()
+
+
+def _op_counts(ops):
     return dict(collections.Counter(
         op["op_name"] for op in ops if op["op_name"] != "DELEGATE"))
 
 
-def xnnpack_coverage(content):
-    """`{"delegated": {op: n}, "not_delegated": {op: n}, "all_delegated":
-    bool}` for LiteRT's default XNNPACK delegate."""
-    ops = _interpreter(content)._get_ops_details()
+def _xnnpack_coverage(ops):
     delegated_outputs = {
         tuple(op["outputs"]) for op in ops if op["op_name"] == "DELEGATE"
     }
@@ -58,6 +56,18 @@ def xnnpack_coverage(content):
         target[op["op_name"]] += 1
     return {"delegated": dict(delegated), "not_delegated": dict(not_delegated),
             "all_delegated": not not_delegated}
+
+
+def op_counts(content):
+    """`{op name: count}` of the builtin ops of a `.tflite` (delegate nodes
+    left out)."""
+    return _op_counts(_ops(content))
+
+
+def xnnpack_coverage(content):
+    """`{"delegated": {op: n}, "not_delegated": {op: n}, "all_delegated":
+    bool}` for LiteRT's default XNNPACK delegate."""
+    return _xnnpack_coverage(_ops(content))
 
 
 _GPU_WARNING = re.compile(r"Op#\d+\s+(\w+)\(.*GPU COMPATIBILITY WARNING:\s*(.*)")
@@ -90,9 +100,10 @@ def compatibility_report(content, static_twin_content=None):
         `{"ops", "xnnpack", "gpu_refusals", "size_bytes"}`, plus
         `"static_twin_size_bytes"` and `"size_ratio"` with a twin.
     """
+    ops = _ops(content)  # one interpreter for both views
     report = {
-        "ops": op_counts(content),
-        "xnnpack": xnnpack_coverage(content),
+        "ops": _op_counts(ops),
+        "xnnpack": _xnnpack_coverage(ops),
         "gpu_refusals": gpu_refusals(content),
         "size_bytes": len(content),
     }

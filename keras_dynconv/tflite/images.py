@@ -226,9 +226,9 @@ def images_for(model, source, input_shape, *, argument, model_path=None,
     >>> data.images.shape, data.labels.shape
     ((8, 28, 28, 1), (8,))
     """
-    if isinstance(source, np.ndarray) or _is_file_source(source):
-        return load_images(source, input_shape, argument=argument, limit=limit)
-    if not isinstance(source, str):
+    if not isinstance(source, str) or _is_file_source(source):
+        # Arrays and files hold inputs as the model takes them (and
+        # load_images names anything else as a bad source).
         return load_images(source, input_shape, argument=argument, limit=limit)
     preprocess_fn = preprocess_for(model, model_path, preprocess)
     loaded = load_images(source, input_shape, argument=argument,

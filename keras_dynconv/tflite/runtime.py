@@ -5,8 +5,6 @@ import time
 
 import numpy as np
 
-from keras_dynconv.tflite.converter import SIGNATURE_KEY
-
 
 def interpreter(content, num_threads=1):
     """An allocated LiteRT interpreter for `.tflite` bytes (XNNPACK on)."""
@@ -110,5 +108,5 @@ def quantization_of(content):
     return "none"
 
 
-__all__ = ["SIGNATURE_KEY", "interpreter", "litert_version", "median_latency_ms", "predict",
+__all__ = ["interpreter", "litert_version", "median_latency_ms", "predict",
            "quantization_of", "signature_names"]
