@@ -25,10 +25,20 @@ def dynamic_conv(layer, x):
     x = np.asarray(x, np.float64)
     pi = attention(layer, x)
     stack = np.asarray(layer.kernel.numpy(), np.float64)
+    kernels = np.tensordot(pi, stack, axes=1)
+    biases = (pi @ np.asarray(layer.bias.numpy(), np.float64)
+              if layer.use_bias else None)
+    return conv_per_sample(layer, x, kernels, biases)
+
+
+def conv_per_sample(layer, x, kernels, biases=None):
+    """For each sample i, a static tf.nn convolution (float64) of x[i] with
+    kernels[i] and the geometry of `layer`, plus biases[i] if given."""
+    x = np.asarray(x, np.float64)
     depthwise = hasattr(layer, "depth_multiplier")
     outputs = []
     for i in range(x.shape[0]):
-        kernel = np.tensordot(pi[i], stack, axes=1)
+        kernel = np.asarray(kernels[i], np.float64)
         sample = tf.constant(x[i : i + 1])
         if depthwise:
             y = tf.nn.depthwise_conv2d(
@@ -42,7 +52,7 @@ def dynamic_conv(layer, x):
                 dilations=[1, *layer.dilation_rate, 1],
             )
         y = y.numpy()[0]
-        if layer.use_bias:
-            y = y + pi[i] @ np.asarray(layer.bias.numpy(), np.float64)
+        if biases is not None:
+            y = y + biases[i]
         outputs.append(y)
     return np.stack(outputs)

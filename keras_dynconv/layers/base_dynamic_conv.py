@@ -25,6 +25,15 @@ from keras_dynconv.ops.conv_geometry import output_length
 FORMULATION_CHOICES = ("auto",) + per_sample_conv.FORMULATIONS
 
 
+def scale_channels(tensor, scale):
+    """`tensor * scale` over the channels, as a 1x1 depthwise conv with a
+    constant filter: int8 LiteRT quantises that filter per channel (a
+    multiply's constant gets one int8 scale for all channels, which rounds
+    the small ones to a fraction of their value)."""
+    return tf.nn.depthwise_conv2d(
+        tensor, tf.reshape(scale, (1, 1, -1, 1)), [1, 1, 1, 1], "VALID")
+
+
 class BaseDynamicConv(keras.layers.Layer):
     """Base of `DynamicConv2D` and `DynamicDepthwiseConv2D`; not public.
 
@@ -327,7 +336,7 @@ class BaseDynamicConv(keras.layers.Layer):
         outputs = self._convolve_per_sample(
             ops[formulation], inputs, kernels, conv_args, formulation, purpose)
         if channel_scale is not None:
-            outputs = outputs * channel_scale
+            outputs = scale_channels(outputs, channel_scale)
         return outputs
 
     def _convolve_per_sample(self, op, inputs, kernels, conv_args, formulation,
@@ -360,8 +369,8 @@ class BaseDynamicConv(keras.layers.Layer):
 
     def _int8_normalised_kernel_stack(self):
         """The kernel stack divided by its largest |weight| per output
-        channel, and those per-channel scales (multiplied back after the
-        conv).
+        channel, and those per-channel scales (applied back to the conv's
+        output by `scale_channels`).
 
         LiteRT quantises a kernel computed at run time per tensor: one int8
         scale for all output channels, where a constant conv filter gets one

@@ -27,6 +27,7 @@ import numpy as np
 from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
 
 
+@keras.saving.register_keras_serializable(package="keras_dynconv")
 class FoldedBatchNorm(keras.layers.Layer):
     """Where a folded BatchNorm was: passes its input through (taking the
     arguments Keras passes a BatchNorm)."""
@@ -45,9 +46,18 @@ def _producer(layer):
     return nodes[0].input_tensors[0]._keras_history.operation
 
 
-def foldable_pairs(model):
-    """`{batch_norm_name: dynamic_layer_name}` for every BatchNorm over the
-    channels of a dynamic layer that only it consumes."""
+def _is_static_conv(layer):
+    return type(layer) is keras.layers.DepthwiseConv2D or (
+        type(layer) is keras.layers.Conv2D and layer.groups == 1
+        and layer.data_format == "channels_last")
+
+
+def foldable_pairs(model, include_static=False):
+    """`{batch_norm_name: conv_layer_name}` for every BatchNorm over the
+    channels of a dynamic layer (and, with `include_static`, of a Conv2D or
+    DepthwiseConv2D) that only it consumes."""
+    folds_into = (lambda layer: isinstance(layer, BaseDynamicConv)
+                  or (include_static and _is_static_conv(layer)))
     pairs = {}
     for layer in model.layers:
         if not isinstance(layer, keras.layers.BatchNormalization):
@@ -55,7 +65,7 @@ def foldable_pairs(model):
         producer = _producer(layer)
         axis = layer.axis if isinstance(layer.axis, int) else (
             layer.axis[0] if len(layer.axis) == 1 else None)
-        if (isinstance(producer, BaseDynamicConv) and axis in (-1, 3)
+        if (producer is not None and folds_into(producer) and axis in (-1, 3)
                 and len(producer._outbound_nodes) == 1
                 and len(producer._inbound_nodes) == 1):
             pairs[layer.name] = producer.name
@@ -77,18 +87,21 @@ def _scale_and_offset(batch_norm):
 def _folded_weights(layer, batch_norm):
     scale, offset = _scale_and_offset(batch_norm)
     kernel = keras.ops.convert_to_numpy(layer.kernel).astype(np.float64)
+    depthwise = (getattr(layer, "KIND", None) == "depthwise"
+                 or isinstance(layer, keras.layers.DepthwiseConv2D))
     # Output channels are the last kernel axis (conv), or channel-major
     # (channels, multiplier) over the last two (depthwise).
-    kernel = kernel * scale.reshape(
-        kernel.shape[-2:] if layer.KIND == "depthwise" else (-1,))
-    bias = np.broadcast_to(offset, (layer.num_kernels, offset.size)).copy()
+    kernel = kernel * scale.reshape(kernel.shape[-2:] if depthwise else (-1,))
+    if isinstance(layer, BaseDynamicConv):
+        bias = np.broadcast_to(offset, (layer.num_kernels, offset.size)).copy()
+    else:
+        bias = offset.copy()
     if layer.use_bias:
         bias += keras.ops.convert_to_numpy(layer.bias) * scale
-    weights = {"kernel": kernel, "bias": bias}
-    return weights
+    return {"kernel": kernel, "bias": bias}
 
 
-def fold_batch_norm(model):
+def fold_batch_norm(model, include_static=False):
     """A copy of `model` with each foldable BatchNorm folded into the
     dynamic layer before it (see the module docstring); other layers, and
     models without such pairs, are copied unchanged. For inference only:
@@ -96,11 +109,15 @@ def fold_batch_norm(model):
 
     Args:
         model: a functional Keras model.
+        include_static: fold BatchNorm into a Conv2D or DepthwiseConv2D
+            before it too (the TFLite converter does that itself; a
+            quantization-aware model needs it done first, so that its
+            weights are quantised as the converter will quantise them).
 
     Returns:
         A new `keras.Model` computing the same inference outputs.
     """
-    pairs = foldable_pairs(model)
+    pairs = foldable_pairs(model, include_static)
     if not pairs:
         return model
     folded_into = {conv: bn for bn, conv in pairs.items()}

@@ -1,0 +1,222 @@
+"""A trained Keras model -> its quantization-aware twin, and back.
+
+`quantize_aware_model` folds every BatchNorm into the conv before it (as the
+TFLite converter will), then wraps each layer so that it computes with int8
+fake quantization where the full-integer `.tflite` quantises: kernels
+per output channel, activations per tensor after each op (after the fused
+ReLU where LiteRT fuses one), the model's input. `calibrate` sets the
+activation ranges from a few batches; `model.fit` then fine-tunes it.
+`strip_quantization` returns the float Keras model with the fine-tuned
+weights, which `kdc.tflite.convert(..., quantization="int8")` converts.
+
+Example:
+
+>>> model = kdc.applications.SmallCNN(input_shape=(28, 28, 1), classes=10)
+>>> qat = quantize_aware_model(model)
+>>> images = np.random.rand(16, 28, 28, 1).astype("float32")
+>>> calibrate(qat, images)
+>>> qat.compile("adam", "categorical_crossentropy")
+>>> float_model = strip_quantization(qat)
+>>> float_model.output_shape
+(None, 10)
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
+from keras_dynconv.quantization.fake_quant import calibration_scope
+from keras_dynconv.quantization.quantize_wrappers import DynamicQuantizeWrapper
+from keras_dynconv.quantization.quantize_wrappers import QuantizeWrapper
+from keras_dynconv.quantization.quantize_wrappers import check_quantizable
+from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.tflite.batch_norm_folding import FoldedBatchNorm
+from keras_dynconv.tflite.batch_norm_folding import fold_batch_norm
+from keras_dynconv.utils.temperature import dynamic_layers
+
+#: Layers LiteRT runs without requantising (the output keeps the input's
+#: scale) or removes: no fake quantization of their own.
+PASS_THROUGH = (keras.layers.InputLayer, keras.layers.Reshape,
+                keras.layers.Flatten, keras.layers.Dropout,
+                keras.layers.ZeroPadding2D, keras.layers.MaxPooling2D,
+                FoldedBatchNorm)
+#: Ops LiteRT fuses a following ReLU / ReLU6 into.
+FUSING = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+          keras.layers.Dense, keras.layers.Add, BaseDynamicConv)
+WRAPPERS = (QuantizeWrapper, DynamicQuantizeWrapper)
+
+
+def _is_fusable_activation(layer):
+    if isinstance(layer, keras.layers.ReLU):
+        return (float(layer.negative_slope) == 0.0 and float(layer.threshold) == 0.0
+                and layer.max_value in (None, 6.0))
+    if isinstance(layer, keras.layers.Activation):
+        return getattr(layer.activation, "__name__", "") in ("relu", "relu6")
+    return False
+
+
+def _consumers(layer):
+    """The layers reading `layer`'s output, through pass-through layers."""
+    found = []
+    for node in layer._outbound_nodes:
+        consumer = node.operation
+        if isinstance(consumer, PASS_THROUGH) and not isinstance(
+                consumer, keras.layers.InputLayer):
+            found += _consumers(consumer)
+        else:
+            found.append(consumer)
+    return found
+
+
+def _reads_model_input(layer):
+    for node in layer._inbound_nodes:
+        for tensor in node.input_tensors:
+            if isinstance(tensor._keras_history.operation, keras.layers.InputLayer):
+                return True
+    return False
+
+
+def _has_tied_bias(layer):
+    if not layer.use_bias:
+        return False
+    biases = keras.ops.convert_to_numpy(layer.bias)
+    return bool(np.all(biases == biases[:1]))
+
+
+def _check_model(model):
+    # Functional models only: the wrappers are placed by reading the graph.
+    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+        raise ValueError(
+            "`model` must be a trained functional keras.Model (a "
+            "keras_dynconv application model, or any functional model of "
+            "Keras layers; a Sequential one becomes functional with "
+            "`keras.Model(model.inputs, model.outputs)`). "
+            f"Received: model={model!r}")
+    for layer in model.layers:
+        check_quantizable(layer)
+    if not any(type(layer) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                               keras.layers.Dense) or isinstance(layer, BaseDynamicConv)
+               for layer in model.layers):
+        raise ValueError(
+            "`model` has no Conv2D, DepthwiseConv2D, Dense or dynamic layer "
+            f"to quantise. Received: model={model.name!r}")
+
+
+def quantize_aware_model(model, per_channel_dense=None):
+    """The quantization-aware twin of a trained functional model.
+
+    Args:
+        model: a functional `keras.Model` (e.g. a DY-MobileNetV2 and its
+            static twin), trained.
+        per_channel_dense: Dense kernels quantised per output unit. Default:
+            as `kdc.tflite.convert` does, per tensor in models with dynamic
+            layers, per unit otherwise.
+
+    Returns:
+        A new `keras.Model` of `QuantizeWrapper` / `DynamicQuantizeWrapper`
+        layers holding copies of `model`'s weights, BatchNorm folded. Fit it
+        after `calibrate`; `strip_quantization` gives the float model back.
+
+    Raises:
+        ValueError: `model` is not a functional Keras model, has nothing to
+            quantise, or holds a layer with a kernel this cannot fake-quantise
+            (named).
+        MissingTfmotError: tensorflow-model-optimization is not installed.
+    """
+    require_tfmot()
+    _check_model(model)
+    folded = fold_batch_norm(model, include_static=True)
+    if per_channel_dense is None:
+        per_channel_dense = not dynamic_layers(folded)
+    sources = {}
+
+    def clone(layer):
+        copy = layer.__class__.from_config(layer.get_config())
+        sources[id(copy)] = layer
+        if isinstance(layer, keras.layers.BatchNormalization):
+            # Not after a conv: kept, with its statistics frozen.
+            copy.trainable = False
+        reads_input = _reads_model_input(layer)
+        if isinstance(layer, PASS_THROUGH) and not reads_input:
+            return copy
+        consumers = _consumers(layer)
+        fused = (isinstance(layer, FUSING) and len(consumers) == 1
+                 and _is_fusable_activation(consumers[0]))
+        options = dict(quantize_output=not fused, quantize_inputs=reads_input,
+                       per_channel_dense=per_channel_dense)
+        if isinstance(layer, BaseDynamicConv):
+            return DynamicQuantizeWrapper(copy, tied_bias=_has_tied_bias(layer),
+                                          **options)
+        return QuantizeWrapper(copy, **options)
+
+    quantized = keras.models.clone_model(folded, clone_function=clone)
+    for layer in quantized._flatten_layers(include_self=False):
+        inner = layer.layer if isinstance(layer, WRAPPERS) else layer
+        if id(inner) in sources:
+            inner.set_weights(sources[id(inner)].get_weights())
+    return quantized
+
+
+def _slots(model):
+    return [slot for layer in model._flatten_layers(include_self=False)
+            if isinstance(layer, WRAPPERS) for slot in layer.slots()]
+
+
+def calibrate(model, images, batch_size=64):
+    """Sets a quantization-aware model's ranges from `images`: activation
+    ranges to the min and max seen, weight ranges to the weights'.
+
+    Args:
+        model: from `quantize_aware_model`.
+        images: array of model inputs, or a `tf.data.Dataset` of input
+            batches (or `(inputs, labels)` batches).
+        batch_size: for an array.
+    """
+    slots = _slots(model)
+    if not slots:
+        raise ValueError(
+            "`model` has no fake quantization: pass the model "
+            f"`quantize_aware_model` returns. Received: model={model.name!r}")
+    for slot in slots:
+        slot.reset_range()
+    if isinstance(images, tf.data.Dataset):
+        batches = images
+    else:
+        batches = tf.data.Dataset.from_tensor_slices(
+            np.asarray(images, "float32")).batch(batch_size)
+    with calibration_scope():
+        forward = tf.function(lambda x: model(x, training=False))
+        for batch in batches:
+            if isinstance(batch, (tuple, list)):
+                batch = batch[0]
+            forward(batch)
+
+
+def strip_quantization(model):
+    """The float Keras model inside a quantization-aware one: the same
+    graph of the wrapped layers, with their (fine-tuned) weights.
+
+    Args:
+        model: from `quantize_aware_model`.
+
+    Returns:
+        A new `keras.Model` without fake quantization (BatchNorm stays
+        folded), ready for `kdc.tflite.convert`.
+    """
+    copies = {}
+
+    def clone(layer):
+        inner = layer.layer if isinstance(layer, WRAPPERS) else layer
+        copy = inner.__class__.from_config(inner.get_config())
+        copies[id(copy)] = layer
+        return copy
+
+    stripped = keras.models.clone_model(model, clone_function=clone)
+    for layer in stripped.layers:
+        if id(layer) in copies:
+            source = copies[id(layer)]
+            layer.set_weights(source.stripped_weights()
+                              if isinstance(source, WRAPPERS) else source.get_weights())
+            layer.trainable = source.trainable
+    return stripped

@@ -1,0 +1,266 @@
+"""One quantization-aware fine-tuning run, end to end: what
+`python -m training.qat` does.
+
+1. Load the trained float model; measure it in Keras and, converted to int8
+   after training (post-training quantization, PTQ), in LiteRT, on the
+   whole evaluation split.
+2. Build its quantization-aware twin (`quantize_aware_model`), calibrate
+   the ranges on a few training batches, fine-tune it with `model.fit`
+   (low learning rate, cosine to zero; `AtomicBackupAndRestore`, so a
+   killed run resumes at its last finished epoch; CSV and TensorBoard
+   logs).
+3. Strip the fake quantization, convert the fine-tuned float model to
+   int8, verify it in LiteRT against Keras and measure it.
+
+The output directory gets `qat_model.keras` (the fine-tuned float model,
+BatchNorm folded), `model_int8.tflite` (written only when its
+verification passes), `ptq_int8.tflite`, `training_log.csv`, `logs/` and
+`metrics.json` (a finished run is read back, not run again).
+
+Example:
+
+>>> result = run("runs/demo/dynamic/model.keras", "/tmp/qat",
+...              dataset="fashion_mnist:embedded", epochs=1)  # doctest: +SKIP
+>>> result.qat_int8_accuracy - result.float_accuracy  # doctest: +SKIP
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from keras_dynconv.quantization import qat_model
+from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.tflite import runtime
+from keras_dynconv.tflite.converter import CALIBRATION_IMAGES
+from keras_dynconv.tflite.converter import convert
+from keras_dynconv.tflite.images import preprocess_for
+from keras_dynconv.tflite.model_source import load_model
+from keras_dynconv.tflite.verification import verify
+from keras_dynconv.training import data
+from keras_dynconv.training import durability
+from keras_dynconv.utils import atomic_files
+from keras_dynconv.utils.temperature import dynamic_layers
+
+METRICS = "metrics.json"
+
+
+@dataclasses.dataclass
+class QatResult:
+    """Top-1 accuracies on the evaluation split and what produced them.
+
+    `float_accuracy`: the trained model in Keras; `ptq_int8_accuracy`: it,
+    converted to int8 as trained; `qat_keras_accuracy`: the
+    quantization-aware model in Keras (fake quantization);
+    `qat_float_accuracy`: the fine-tuned float model;
+    `qat_int8_accuracy`: that, converted to int8, in LiteRT.
+    """
+
+    model: str
+    dynamic: bool
+    dataset: str
+    eval_images: int
+    float_accuracy: float
+    ptq_int8_accuracy: float
+    qat_keras_accuracy: float
+    qat_float_accuracy: float
+    qat_int8_accuracy: float
+    qat_int8_verified: bool
+    epochs: int
+    steps: int
+    learning_rate: float
+    train_seconds: float
+    resumed_from_epoch: int
+    output_dir: str
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+def _log(message):
+    print(f"[qat] {message}", flush=True)
+
+
+def _run_settings(model_path):
+    """The training run's `config.json` beside the model, if any."""
+    if model_path is None:
+        return {}
+    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        return json.load(f)
+
+
+def _arrays(dataset, steps=None):
+    images, labels = [], []
+    for batch_images, batch_labels in (dataset if steps is None else dataset.take(steps)):
+        images.append(batch_images.numpy())
+        labels.append(np.argmax(batch_labels.numpy(), axis=-1))
+    return np.concatenate(images), np.concatenate(labels)
+
+
+def _keras_accuracy(model, images, labels):
+    predictions = model.predict(images, batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(predictions, -1) == labels))
+
+
+def _litert_accuracy(content, images, labels):
+    return float(np.mean(np.argmax(runtime.predict(content, images), -1) == labels))
+
+
+def check_arguments(*, epochs, batch_size, learning_rate, calibration_batches,
+                    steps_per_epoch):
+    """Raises ValueError naming a bad number and its value."""
+    for name, value, minimum in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
+                                 ("calibration_batches", calibration_batches, 1)):
+        if not isinstance(value, int) or value < minimum:
+            raise ValueError(f"`{name}` must be an integer >= {minimum}. "
+                             f"Received: {name}={value!r}")
+    if steps_per_epoch is not None and (not isinstance(steps_per_epoch, int)
+                                        or steps_per_epoch < 1):
+        raise ValueError("`steps_per_epoch` must be a positive integer or None. "
+                         f"Received: steps_per_epoch={steps_per_epoch!r}")
+    if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < 1):
+        raise ValueError("`learning_rate` must be in (0, 1). "
+                         f"Received: learning_rate={learning_rate!r}")
+
+
+def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
+        steps_per_epoch=None, learning_rate=1e-4, calibration_batches=8,
+        label_smoothing=None, seed=0, preprocess="auto", train_limit=None,
+        eval_limit=None, verbose=2):
+    """Fine-tunes a trained model with quantization-aware training and
+    measures float, PTQ int8 and QAT int8 top-1 (see the module docstring).
+
+    Args:
+        model: a `.keras` path (a training run's `model.keras`: its
+            `config.json` supplies the dataset, preprocessing and label
+            smoothing) or a `keras.Model`.
+        output_dir: where the run's files go.
+        dataset: a dataset name as the training CLI takes; default: the
+            training run's.
+        batch_size, epochs, steps_per_epoch: the fine-tuning budget
+            (`steps_per_epoch=None`: the whole training split).
+        learning_rate: SGD (momentum 0.9) peak rate, cosine-decayed to 0.
+        calibration_batches: training batches that set the initial ranges.
+        label_smoothing: default: the training run's, else 0.
+        seed: data order and augmentation.
+        preprocess: `"auto"`, `"none"` or an application model name (see
+            `kdc.tflite.images.preprocess_for`).
+        train_limit, eval_limit: use only the first examples (tests).
+
+    Returns:
+        A `QatResult`, also written to `output_dir/metrics.json`.
+
+    Raises:
+        MissingTfmotError: the `tfmot` extra is missing.
+        FileNotFoundError, ValueError: a bad argument, named with its value.
+    """
+    require_tfmot()
+    check_arguments(epochs=epochs, batch_size=batch_size,
+                    learning_rate=learning_rate,
+                    calibration_batches=calibration_batches,
+                    steps_per_epoch=steps_per_epoch)
+    metrics_path = os.path.join(output_dir, METRICS)
+    if os.path.exists(metrics_path):
+        with open(metrics_path) as f:
+            return QatResult(**json.load(f))
+    model_path = None if isinstance(model, keras.Model) else model
+    float_model = load_model(model, argument="model")
+    settings = _run_settings(model_path)
+    dataset = dataset or settings.get("dataset")
+    if dataset is None:
+        raise ValueError(
+            "`dataset` is needed: the model has no training run's config.json "
+            "beside it to read it from. Received: dataset=None")
+    if label_smoothing is None:
+        label_smoothing = settings.get("label_smoothing") or 0.0
+    shape = float_model.inputs[0].shape
+    if shape[1] is None or shape[1] != shape[2]:
+        raise ValueError(
+            "`model` must take square images of a fixed size. "
+            f"Received: model with input shape {tuple(shape)}")
+    preprocess_fn = preprocess_for(float_model, model_path, preprocess)
+    os.makedirs(output_dir, exist_ok=True)
+    backup = os.path.join(output_dir, "backup")
+    initial_epoch = durability.backup_epoch(backup)
+    datasets = data.make_datasets(
+        dataset, strategy=None, global_batch_size=batch_size,
+        image_size=shape[1], channels=shape[3], preprocess=preprocess_fn,
+        seed=seed, initial_epoch=initial_epoch, train_limit=train_limit,
+        eval_limit=eval_limit)
+    steps = min(steps_per_epoch or datasets.steps_per_epoch, datasets.steps_per_epoch)
+    eval_images, eval_labels = _arrays(datasets.eval)
+    calibration, _ = _arrays(data.make_datasets(
+        dataset, strategy=None, global_batch_size=batch_size,
+        image_size=shape[1], channels=shape[3], preprocess=preprocess_fn,
+        seed=seed, augment="none", train_limit=train_limit,
+        eval_limit=eval_limit).train, calibration_batches)
+
+    float_accuracy = _keras_accuracy(float_model, eval_images, eval_labels)
+    ptq = convert(float_model, quantization="int8",
+                  representative_data=calibration[:CALIBRATION_IMAGES])
+    atomic_files.write_bytes(ptq, os.path.join(output_dir, "ptq_int8.tflite"))
+    ptq_accuracy = _litert_accuracy(ptq, eval_images, eval_labels)
+    _log(f"float {float_accuracy:.4f}, post-training int8 {ptq_accuracy:.4f} "
+         f"({len(eval_labels)} evaluation images)")
+
+    if seed is not None:
+        keras.utils.set_random_seed(seed)
+    quantized = qat_model.quantize_aware_model(float_model)
+    qat_model.calibrate(quantized, calibration, batch_size=batch_size)
+    quantized.compile(
+        optimizer=keras.optimizers.SGD(
+            keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps),
+            momentum=0.9),
+        loss=keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing),
+        metrics=["accuracy"])
+    if initial_epoch:
+        _log(f"resuming {output_dir} at epoch {initial_epoch}")
+    start = time.perf_counter()
+    quantized.fit(
+        datasets.train, epochs=epochs, initial_epoch=initial_epoch,
+        steps_per_epoch=steps, verbose=verbose, shuffle=False,
+        validation_data=datasets.eval, validation_steps=datasets.eval_steps,
+        callbacks=[
+            durability.StopOnNonFiniteLoss(),
+            # Kept after fit: a run killed while converting restores the
+            # fine-tuned weights instead of training again.
+            durability.AtomicBackupAndRestore(backup, delete_checkpoint=False),
+            keras.callbacks.CSVLogger(os.path.join(output_dir, "training_log.csv"),
+                                      append=True),
+            keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"),
+                                        update_freq="epoch"),
+        ])
+    seconds = time.perf_counter() - start
+    qat_keras_accuracy = _keras_accuracy(quantized, eval_images, eval_labels)
+
+    fine_tuned = qat_model.strip_quantization(quantized)
+    durability.save_model(fine_tuned, os.path.join(output_dir, "qat_model.keras"))
+    content = convert(fine_tuned, quantization="int8",
+                      representative_data=calibration[:CALIBRATION_IMAGES])
+    verification = verify(fine_tuned, content, eval_images[:1000],
+                          eval_labels[:1000], quantization="int8")
+    _log(verification.format())
+    if verification.passed:
+        atomic_files.write_bytes(content, os.path.join(output_dir, "model_int8.tflite"))
+    result = QatResult(
+        model=float_model.name, dynamic=bool(dynamic_layers(float_model)),
+        dataset=dataset, eval_images=int(len(eval_labels)),
+        float_accuracy=float_accuracy, ptq_int8_accuracy=ptq_accuracy,
+        qat_keras_accuracy=qat_keras_accuracy,
+        qat_float_accuracy=_keras_accuracy(fine_tuned, eval_images, eval_labels),
+        qat_int8_accuracy=_litert_accuracy(content, eval_images, eval_labels),
+        qat_int8_verified=bool(verification.passed), epochs=epochs,
+        steps=int(keras.ops.convert_to_numpy(quantized.optimizer.iterations)),
+        learning_rate=learning_rate, train_seconds=seconds,
+        resumed_from_epoch=initial_epoch, output_dir=output_dir)
+    atomic_files.write_json(result.to_dict(), metrics_path)
+    _log(f"QAT int8 {result.qat_int8_accuracy:.4f} (float {float_accuracy:.4f}, "
+         f"post-training int8 {ptq_accuracy:.4f})")
+    return result

@@ -1,0 +1,394 @@
+"""`keras_dynconv.quantization`: quantization-aware training with tfmot's
+quantizers inside Keras 3 layers. The fake-quantised layers against
+per-sample references, BatchNorm folding of static convs, the model
+transform and its way back, a whole `python -m training.qat` run (resumed),
+and bad input."""
+
+import importlib
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import keras_dynconv as kdc
+from keras_dynconv.tflite import batch_norm_folding
+from benchmarks.tflite import randomize_batch_norm
+from tests import reference
+
+pytest.importorskip("tensorflow_model_optimization",
+                    reason="the `tfmot` extra (tensorflow-model-optimization) is not installed")
+pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) runs the int8 models")
+
+from keras_dynconv import quantization  # noqa: E402
+from keras_dynconv.quantization import qat_run  # noqa: E402
+from keras_dynconv.quantization import tfmot_import  # noqa: E402
+from training import qat as qat_cli  # noqa: E402
+
+RNG = np.random.default_rng(0)
+
+
+def _int8_symmetric(values, axis_size=None):
+    """Symmetric narrow-range int8 rounding, per last-axis channel."""
+    values = np.asarray(values, np.float64)
+    flat = values.reshape(-1, axis_size) if axis_size else values.reshape(-1, 1)
+    scale = np.abs(flat).max(axis=0) / 127.0 if axis_size else np.abs(flat).max() / 127.0
+    return (np.round(flat / scale) * scale).reshape(values.shape)
+
+
+# -- process hygiene -----------------------------------------------------------
+
+def test_keras_dynconv_import_leaves_tfmot_out_and_quantization_keeps_keras3():
+    code = (
+        "import os, sys\n"
+        "import keras_dynconv\n"
+        "assert 'tensorflow_model_optimization' not in sys.modules\n"
+        "from keras_dynconv import quantization\n"
+        "import tensorflow as tf\n"
+        "assert os.environ.get('TF_USE_LEGACY_KERAS') is None\n"
+        "assert tf.keras.version().startswith('3.'), tf.keras.version()\n"
+        "print('ok')\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    env.pop("TF_USE_LEGACY_KERAS", None)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                          text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("ok")
+
+
+def test_missing_tfmot_names_the_extra(monkeypatch):
+    real_import = importlib.import_module
+
+    def refuse(name, *args):
+        if name == "tensorflow_model_optimization":
+            raise ImportError("No module named 'tensorflow_model_optimization'")
+        return real_import(name, *args)
+
+    monkeypatch.setattr(tfmot_import.importlib, "import_module", refuse)
+    with pytest.raises(tfmot_import.MissingTfmotError, match=r"keras-dynconv\[tfmot\]"):
+        tfmot_import.require_tfmot()
+
+
+def test_cli_exits_2_naming_the_extra_without_tfmot(monkeypatch, tmp_path, capsys):
+    model_path = tmp_path / "model.keras"
+    kdc.applications.SmallCNN().save(model_path)
+
+    def refuse():
+        raise tfmot_import.MissingTfmotError(
+            f"needs the tfmot extra: {tfmot_import.INSTALL_HINT}")
+
+    monkeypatch.setattr(tfmot_import, "require_tfmot", refuse)
+    code = qat_cli.main([str(model_path), "--output-dir", str(tmp_path / "out")])
+    assert code == 2
+    assert "keras-dynconv[tfmot]" in capsys.readouterr().err
+
+
+# -- BatchNorm folded into static convs ----------------------------------------
+
+@pytest.mark.parametrize("conv", [
+    lambda: keras.layers.Conv2D(6, 3, strides=2, padding="same", use_bias=False),
+    lambda: keras.layers.Conv2D(6, 1),
+    lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2, use_bias=False),
+], ids=["conv3x3-nobias", "conv1x1-bias", "depthwise-multiplier2"])
+def test_static_batch_norm_folding_is_exact(conv):
+    inputs = keras.Input((9, 9, 4))
+    x = keras.layers.BatchNormalization()(conv()(inputs))
+    model = keras.Model(inputs, keras.layers.ReLU()(x))
+    randomize_batch_norm(model, seed=1)
+    images = RNG.normal(size=(3, 9, 9, 4)).astype("float32")
+    assert batch_norm_folding.fold_batch_norm(model) is model  # static: converter's job
+    folded = batch_norm_folding.fold_batch_norm(model, include_static=True)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in folded.layers)
+    np.testing.assert_allclose(folded.predict(images, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+
+
+# -- fake-quantised static layers ----------------------------------------------
+
+@pytest.mark.parametrize("layer,shape", [
+    (lambda: keras.layers.Conv2D(5, 3, padding="same"), (2, 6, 6, 3)),
+    (lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (2, 6, 6, 3)),
+    (lambda: keras.layers.Dense(7), (2, 4)),
+], ids=["conv", "depthwise", "dense"])
+@pytest.mark.parametrize("per_channel_dense", [True, False])
+def test_static_kernel_is_int8_per_output_channel(layer, shape, per_channel_dense):
+    wrapped = quantization.QuantizeWrapper(layer(), quantize_output=False,
+                                           per_channel_dense=per_channel_dense)
+    x = RNG.normal(size=shape).astype("float32")
+    outputs = wrapped(x, training=True)
+    kernel = wrapped.layer.kernel.numpy()
+    per_channel = not isinstance(wrapped.layer, keras.layers.Dense) or per_channel_dense
+    channels = (kernel.shape[-2] * kernel.shape[-1]
+                if isinstance(wrapped.layer, keras.layers.DepthwiseConv2D)
+                else kernel.shape[-1])
+    expected = _int8_symmetric(kernel, channels if per_channel else None)
+    quantized = wrapped.quantized_kernel(training=False).numpy()
+    np.testing.assert_allclose(quantized, expected, atol=1e-6)
+    assert not np.allclose(quantized, kernel, atol=1e-7)
+    # The layer computes with exactly that kernel.
+    reference_layer = wrapped.layer.__class__.from_config(wrapped.layer.get_config())
+    reference_layer.build(shape)
+    reference_layer.set_weights([expected.astype("float32"), wrapped.layer.bias.numpy()])
+    np.testing.assert_allclose(outputs, reference_layer(x), rtol=1e-5, atol=1e-5)
+
+
+def test_output_ranges_calibrate_then_follow_a_moving_average():
+    wrapped = quantization.QuantizeWrapper(keras.layers.ReLU())
+    x = RNG.normal(size=(4, 5, 5, 2)).astype("float32")
+    wrapped(x)
+    slot = wrapped.slots()[0]
+    with quantization.fake_quant.calibration_scope():
+        slot.reset_range()
+        wrapped(x, training=False)
+    assert float(slot.max_var.numpy()) == pytest.approx(float(np.maximum(x, 0).max()))
+    assert float(slot.min_var.numpy()) == 0.0
+    before = float(slot.max_var.numpy())
+    wrapped(2 * x, training=True)  # tfmot's EMA, decay 0.999
+    assert float(slot.max_var.numpy()) == pytest.approx(0.999 * before + 0.001 * 2 * before,
+                                                        rel=1e-5)
+    quantized = wrapped(x, training=False).numpy()
+    step = before / 255
+    assert np.abs(quantized - np.maximum(x, 0)).max() <= step / 2 + 1e-4
+
+
+# -- fake-quantised dynamic layers against the per-sample reference ------------
+
+DYNAMIC = {
+    "1x1-normalised": lambda: kdc.layers.DynamicConv2D(6, 1),
+    "3x3-stride2-same-mixture": lambda: kdc.layers.DynamicConv2D(6, 3, 2, "same"),
+    "3x3-dilated-valid-mixture": lambda: kdc.layers.DynamicConv2D(6, 3, dilation_rate=2),
+    "depthwise-3x3-stride2-multiplier2": lambda: kdc.layers.DynamicDepthwiseConv2D(
+        3, 2, "same", 2),
+    "depthwise-3x3-dilated-same": lambda: kdc.layers.DynamicDepthwiseConv2D(
+        3, padding="same", dilation_rate=2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(DYNAMIC))
+@pytest.mark.parametrize("batch", [1, 3, None], ids=["batch1", "batch3", "unknown-batch"])
+def test_dynamic_wrapper_matches_per_sample_reference(name, batch):
+    layer = DYNAMIC[name]()
+    wrapped = quantization.DynamicQuantizeWrapper(layer, quantize_output=False)
+    x = RNG.normal(size=(batch or 2, 12, 12, 4)).astype("float32")
+    wrapped(x)
+    quantization.calibrate(wrapped_model(wrapped, x.shape[1:]), x)
+    if batch is None:
+        call = tf.function(lambda t: wrapped(t, training=False),
+                           input_signature=[tf.TensorSpec((None, 12, 12, 4))])
+    else:
+        call = lambda t: wrapped(t, training=False)  # noqa: E731
+    outputs = call(tf.constant(x)).numpy()
+    attention = wrapped.attention(x, training=False)
+    kernels, scale = (t if t is None else t.numpy()
+                      for t in wrapped.quantized_kernels(attention, training=False))
+    biases = attention.numpy() @ layer.bias.numpy()
+    if scale is None:  # mixture: whole kernels
+        expected = reference.conv_per_sample(layer, x, kernels, biases)
+        effective = kernels
+    else:
+        unscaled = reference.conv_per_sample(layer, x, kernels)
+        expected = _fake_quant(unscaled, wrapped._unscaled_slot) * scale + biases[:, None, None]
+        effective = kernels * scale.reshape(kernels.shape[-2:] if layer.KIND == "depthwise"
+                                            else (-1,))
+    np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
+    # The kernels are the float mixed kernels up to int8 rounding.
+    float_kernels = np.tensordot(attention.numpy(), layer.kernel.numpy(), axes=1)
+    top = np.abs(layer.kernel.numpy()).max()
+    assert np.abs(effective - float_kernels).max() <= 3 * top / 127
+    assert not np.allclose(effective, float_kernels, atol=1e-7)
+    # The attention rows are quantised to LiteRT's softmax grid, 1/255 here.
+    np.testing.assert_allclose(attention * 255, np.round(attention * 255), atol=1e-3)
+
+
+def _fake_quant(values, slot):
+    return tf.quantization.fake_quant_with_min_max_vars(
+        tf.constant(values, tf.float32), slot.min_var.value, slot.max_var.value).numpy()
+
+
+def wrapped_model(wrapped, shape):
+    inputs = keras.Input(shape)
+    return keras.Model(inputs, wrapped(inputs))
+
+
+def test_mixture_path_quantises_each_kernel_per_output_channel():
+    layer = kdc.layers.DynamicConv2D(5, 3, padding="same")
+    wrapped = quantization.DynamicQuantizeWrapper(layer)
+    x = RNG.normal(size=(1, 8, 8, 3)).astype("float32")
+    wrapped(x)
+    assert wrapped.export_formulation == "mixture"
+    one_hot = np.eye(layer.num_kernels, dtype="float32")
+    kernels, scale = wrapped.quantized_kernels(one_hot, training=True)
+    assert scale is None
+    kernels = kernels.numpy()
+    for k in range(layer.num_kernels):
+        np.testing.assert_allclose(kernels[k], _int8_symmetric(layer.kernel.numpy()[k], 5),
+                                   atol=1e-6)
+
+
+def test_tied_biases_stay_tied_after_stripping():
+    inputs = keras.Input((8, 8, 3))
+    x = kdc.layers.DynamicConv2D(4, 1, use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x)))
+    randomize_batch_norm(model, seed=2)
+    qat = quantization.quantize_aware_model(model)
+    wrapper = next(l for l in qat.layers if isinstance(l, quantization.DynamicQuantizeWrapper))
+    assert wrapper.tied_bias
+    wrapper.layer.bias.assign(RNG.normal(size=wrapper.layer.bias.shape))
+    bias = quantization.strip_quantization(qat).layers[1].bias.numpy()
+    np.testing.assert_allclose(bias, np.broadcast_to(bias[0], bias.shape))
+    np.testing.assert_allclose(bias[0], wrapper.layer.bias.numpy().mean(axis=0), rtol=1e-6)
+
+
+# -- the model transform --------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def small_models():
+    keras.utils.set_random_seed(0)
+    models = {dynamic: kdc.applications.SmallCNN(dynamic=dynamic) for dynamic in (True, False)}
+    for model in models.values():
+        randomize_batch_norm(model, seed=3)
+    return models
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dy", "static"])
+def test_quantize_aware_model_places_fake_quant_as_litert_quantises(small_models, dynamic):
+    model = small_models[dynamic]
+    qat = quantization.quantize_aware_model(model)
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in qat.layers)
+    wrappers = [l for l in qat.layers if isinstance(l, (quantization.QuantizeWrapper,
+                                                          quantization.DynamicQuantizeWrapper))]
+    by_inner = {type(w.layer).__name__: w for w in wrappers}
+    assert by_inner["Rescaling"].quantize_inputs  # reads the model's input
+    for wrapper in wrappers:
+        if isinstance(wrapper.layer, (keras.layers.Conv2D, kdc.layers.DynamicConv2D)):
+            # A ReLU follows every conv of SmallCNN: LiteRT fuses it.
+            assert not wrapper.quantize_output, wrapper.name
+        if isinstance(wrapper.layer, keras.layers.ReLU):
+            assert wrapper.quantize_output
+    assert sum(isinstance(l, quantization.DynamicQuantizeWrapper) for l in wrappers) == (
+        len(kdc.utils.dynamic_layers(model)))
+    dense = by_inner["Dense"]
+    assert dense._kernel_slot.min_var.shape == (() if dynamic else (10,))
+
+    images = RNG.uniform(0, 255, size=(32, 28, 28, 1)).astype("float32")
+    # Before calibration and training, stripping gives the model back.
+    stripped = quantization.strip_quantization(qat)
+    assert not any(isinstance(l, tuple(qat_model_wrappers())) for l in stripped.layers)
+    np.testing.assert_allclose(stripped.predict(images, verbose=0),
+                               model.predict(images, verbose=0), rtol=1e-4, atol=1e-5)
+    quantization.calibrate(qat, images)
+    float_outputs = model.predict(images, verbose=0)
+    fake_quant = qat.predict(images, verbose=0)
+    assert np.abs(fake_quant - float_outputs).max() < 0.1
+    assert not np.allclose(fake_quant, float_outputs, atol=1e-6)
+
+
+def qat_model_wrappers():
+    return quantization.qat_model.WRAPPERS
+
+
+def test_quantize_aware_model_fits_saves_and_converts_to_int8(small_models, tmp_path):
+    model = small_models[True]
+    qat = quantization.quantize_aware_model(model)
+    images = RNG.uniform(0, 255, size=(32, 28, 28, 1)).astype("float32")
+    labels = keras.utils.to_categorical(RNG.integers(0, 10, 32), 10)
+    quantization.calibrate(qat, images, batch_size=16)
+    ranges = [s.max_var.numpy().copy() for s in _activation_slots(qat)]
+    before = [w.numpy().copy() for w in qat.trainable_weights]
+    qat.compile(keras.optimizers.SGD(0.01), "categorical_crossentropy")
+    qat.fit(images, labels, batch_size=16, epochs=1, verbose=0)
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, qat.trainable_weights))
+    assert any(not np.allclose(a, s.max_var.numpy())
+               for a, s in zip(ranges, _activation_slots(qat)))
+    path = tmp_path / "qat.keras"
+    qat.save(path)
+    loaded = keras.saving.load_model(path, compile=False)
+    np.testing.assert_allclose(loaded.predict(images, verbose=0),
+                               qat.predict(images, verbose=0), rtol=1e-5, atol=1e-6)
+    stripped = quantization.strip_quantization(qat)
+    content = kdc.tflite.convert(stripped, quantization="int8",
+                                 representative_data=images)
+    result = kdc.tflite.verify(stripped, content, images, quantization="int8")
+    assert result.top1_agreement >= 0.9
+
+
+def _activation_slots(model):
+    return [s for l in model.layers if isinstance(l, qat_model_wrappers())
+            for s in l.slots() if s.kind == "activation"]
+
+
+def test_bad_models_are_refused_by_name():
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="functional keras.Model.*Received: model="):
+        quantization.quantize_aware_model(Subclassed())
+    inputs = keras.Input((8, 3))
+    conv1d = keras.Model(inputs, keras.layers.Conv1D(2, 3, name="the_conv1d")(inputs))
+    with pytest.raises(ValueError, match="the_conv1d.*Conv1D"):
+        quantization.quantize_aware_model(conv1d)
+    inputs = keras.Input((4,))
+    nothing = keras.Model(inputs, keras.layers.ReLU()(inputs), name="no_kernels")
+    with pytest.raises(ValueError, match="no Conv2D.*no_kernels"):
+        quantization.quantize_aware_model(nothing)
+    with pytest.raises(ValueError, match="no fake quantization"):
+        quantization.calibrate(nothing, np.zeros((1, 4), "float32"))
+
+
+# -- a whole run, resumed ----------------------------------------------------------
+
+def test_qat_run_measures_float_ptq_and_qat_and_resumes(small_models, tmp_path):
+    model_path = tmp_path / "run" / "model.keras"
+    model_path.parent.mkdir()
+    small_models[True].save(model_path)
+    out = tmp_path / "qat"
+    options = dict(dataset="fashion_mnist:embedded", batch_size=32, steps_per_epoch=2,
+                   train_limit=128, eval_limit=64, calibration_batches=2, verbose=0,
+                   preprocess="none")
+    first = qat_run.run(str(model_path), str(out), epochs=1, **options)
+    assert first.eval_images == 64 and first.steps == 2 and first.dynamic
+    for value in (first.float_accuracy, first.ptq_int8_accuracy, first.qat_int8_accuracy):
+        assert 0.0 <= value <= 1.0
+    assert (out / "ptq_int8.tflite").exists() and (out / "qat_model.keras").exists()
+    assert (out / "model_int8.tflite").exists() == first.qat_int8_verified
+    assert qat_run.run(str(model_path), str(out), epochs=1, **options) == first
+    # A longer budget in the same directory resumes after the finished epoch.
+    os.remove(out / qat_run.METRICS)
+    second = qat_run.run(str(model_path), str(out), epochs=2, **options)
+    assert second.resumed_from_epoch == 1 and second.steps == 4
+    assert json.loads((out / qat_run.METRICS).read_text())["steps"] == 4
+
+
+# -- the CLI's bad input ------------------------------------------------------------
+
+@pytest.mark.parametrize("argv,message", [
+    (["missing.keras", "--output-dir", "o"], "model file not found.*missing.keras"),
+    (["{model}", "--output-dir", "o", "--learning-rate", "2"], "--learning-rate.*'2'"),
+    (["{model}", "--output-dir", "o", "--epochs", "0"], "--epochs.*'0'"),
+])
+def test_cli_bad_arguments_exit_2_naming_them(tmp_path, capsys, argv, message):
+    model_path = tmp_path / "model.keras"
+    kdc.applications.SmallCNN().save(model_path)
+    argv = [a.format(model=model_path) for a in argv]
+    with pytest.raises(SystemExit) as exit_info:
+        qat_cli.parse_args(argv)
+    assert exit_info.value.code == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_cli_refuses_a_file_that_is_not_a_model_and_a_model_without_dataset(tmp_path, capsys):
+    not_a_model = tmp_path / "notes.keras"
+    not_a_model.write_text("hello")
+    assert qat_cli.main([str(not_a_model), "--output-dir", str(tmp_path / "a")]) == 2
+    assert "not a Keras model file" in capsys.readouterr().err
+    model_path = tmp_path / "model.keras"
+    kdc.applications.SmallCNN().save(model_path)
+    assert qat_cli.main([str(model_path), "--output-dir", str(tmp_path / "b")]) == 2
+    assert "`dataset` is needed" in capsys.readouterr().err
