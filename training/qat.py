@@ -58,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preprocess", default="auto",
                         help="auto, none or an application model name")
+    parser.add_argument("--prune-sparsity", type=_rate,
+                        help="also prune the dynamic layers' kernel stacks to "
+                             "this sparsity while fine-tuning (tfmot's schedule)")
     parser.add_argument("--train-limit", type=_positive_int)
     parser.add_argument("--eval-limit", type=_positive_int)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
@@ -87,7 +90,8 @@ def main(argv=None):
             learning_rate=args.learning_rate,
             calibration_batches=args.calibration_batches, seed=args.seed,
             preprocess=args.preprocess, train_limit=args.train_limit,
-            eval_limit=args.eval_limit, verbose=args.verbose)
+            eval_limit=args.eval_limit, prune_sparsity=args.prune_sparsity,
+            verbose=args.verbose)
     except (ValueError, FileNotFoundError) as error:
         print(f"python -m training.qat: error: {error}", file=sys.stderr)
         return 2

@@ -29,6 +29,9 @@ from keras_dynconv.training import config as config_lib  # noqa: E402
 from keras_dynconv.utils import machine  # noqa: E402
 
 VARIANTS = ("static", "dy", "dy_tau1")
+#: The heading of the section training/qat_results.py writes; a rewrite of
+#: the page keeps that section.
+QAT_HEADING = "## Quantization-aware training (int8)"
 
 
 def parse_args(argv=None):
@@ -157,6 +160,11 @@ def main(argv=None):
         print(f"[results] {key[0]} seed {key[1]}: "
               f"{results[key]['eval_accuracy']:.4f}", flush=True)
     text = page(args, configs, results)
+    if os.path.exists(args.doc):
+        with open(args.doc) as f:
+            previous = f.read()
+        if QAT_HEADING in previous:
+            text += "\n" + previous[previous.index(QAT_HEADING):]
     from keras_dynconv.utils import atomic_files
 
     atomic_files.write_bytes(text.encode(), args.doc)

@@ -25,6 +25,7 @@ Example:
 """
 
 import dataclasses
+import gzip
 import json
 import os
 import time
@@ -34,6 +35,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_dynconv.quantization import qat_model
+from keras_dynconv.quantization.kernel_pruning import KernelPruning
 from keras_dynconv.quantization.tfmot_import import require_tfmot
 from keras_dynconv.tflite import runtime
 from keras_dynconv.tflite.converter import CALIBRATION_IMAGES
@@ -58,6 +60,9 @@ class QatResult:
     quantization-aware model in Keras (fake quantization);
     `qat_float_accuracy`: the fine-tuned float model;
     `qat_int8_accuracy`: that, converted to int8, in LiteRT.
+    `kernel_sparsity`: the zero fraction of the dynamic layers' kernel
+    stacks (pruned with `prune_sparsity`); `int8_bytes`, `int8_gzip_bytes`:
+    the QAT int8 file, as stored and gzip-compressed.
     """
 
     model: str
@@ -70,6 +75,9 @@ class QatResult:
     qat_float_accuracy: float
     qat_int8_accuracy: float
     qat_int8_verified: bool
+    kernel_sparsity: float
+    int8_bytes: int
+    int8_gzip_bytes: int
     epochs: int
     steps: int
     learning_rate: float
@@ -104,6 +112,13 @@ def _arrays(dataset, steps=None):
     return np.concatenate(images), np.concatenate(labels)
 
 
+def _kernel_sparsity(model):
+    stacks = [keras.ops.convert_to_numpy(layer.kernel) for layer in dynamic_layers(model)]
+    if not stacks:
+        return 0.0
+    return float(sum(np.sum(s == 0) for s in stacks) / sum(s.size for s in stacks))
+
+
 def _keras_accuracy(model, images, labels):
     predictions = model.predict(images, batch_size=256, verbose=0)
     return float(np.mean(np.argmax(predictions, -1) == labels))
@@ -133,7 +148,7 @@ def check_arguments(*, epochs, batch_size, learning_rate, calibration_batches,
 def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         steps_per_epoch=None, learning_rate=1e-4, calibration_batches=8,
         label_smoothing=None, seed=0, preprocess="auto", train_limit=None,
-        eval_limit=None, verbose=2):
+        eval_limit=None, prune_sparsity=None, verbose=2):
     """Fine-tunes a trained model with quantization-aware training and
     measures float, PTQ int8 and QAT int8 top-1 (see the module docstring).
 
@@ -153,6 +168,9 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         preprocess: `"auto"`, `"none"` or an application model name (see
             `kdc.tflite.images.preprocess_for`).
         train_limit, eval_limit: use only the first examples (tests).
+        prune_sparsity: also prune the dynamic layers' kernel stacks to this
+            sparsity while fine-tuning (`KernelPruning`: tfmot's cubic
+            schedule over the first 70 % of the steps).
 
     Returns:
         A `QatResult`, also written to `output_dir/metrics.json`.
@@ -162,6 +180,9 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         FileNotFoundError, ValueError: a bad argument, named with its value.
     """
     require_tfmot()
+    if prune_sparsity is not None and not 0 < prune_sparsity < 1:
+        raise ValueError("`prune_sparsity` must be in (0, 1). "
+                         f"Received: prune_sparsity={prune_sparsity!r}")
     check_arguments(epochs=epochs, batch_size=batch_size,
                     learning_rate=learning_rate,
                     calibration_batches=calibration_batches,
@@ -222,6 +243,11 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         metrics=["accuracy"])
     if initial_epoch:
         _log(f"resuming {output_dir} at epoch {initial_epoch}")
+    pruning = []
+    if prune_sparsity:
+        total = epochs * steps
+        pruning = [KernelPruning(prune_sparsity, end_step=max(1, int(0.7 * total)),
+                                 frequency=max(1, total // 20))]
     start = time.perf_counter()
     quantized.fit(
         datasets.train, epochs=epochs, initial_epoch=initial_epoch,
@@ -236,7 +262,7 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
                                       append=True),
             keras.callbacks.TensorBoard(os.path.join(output_dir, "logs"),
                                         update_freq="epoch"),
-        ])
+        ] + pruning)
     seconds = time.perf_counter() - start
     qat_keras_accuracy = _keras_accuracy(quantized, eval_images, eval_labels)
 
@@ -256,7 +282,9 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         qat_keras_accuracy=qat_keras_accuracy,
         qat_float_accuracy=_keras_accuracy(fine_tuned, eval_images, eval_labels),
         qat_int8_accuracy=_litert_accuracy(content, eval_images, eval_labels),
-        qat_int8_verified=bool(verification.passed), epochs=epochs,
+        qat_int8_verified=bool(verification.passed),
+        kernel_sparsity=_kernel_sparsity(fine_tuned), int8_bytes=len(content),
+        int8_gzip_bytes=len(gzip.compress(content)), epochs=epochs,
         steps=int(keras.ops.convert_to_numpy(quantized.optimizer.iterations)),
         learning_rate=learning_rate, train_seconds=seconds,
         resumed_from_epoch=initial_epoch, output_dir=output_dir)
