@@ -361,8 +361,9 @@ def test_qat_run_measures_float_ptq_and_qat_and_resumes(small_models, tmp_path):
     assert qat_run.run(str(model_path), str(out), epochs=1, **options) == first
     # A longer budget in the same directory resumes after the finished epoch.
     os.remove(out / qat_run.METRICS)
-    second = qat_run.run(str(model_path), str(out), epochs=2, **options)
+    second = qat_run.run(str(model_path), str(out), epochs=2, prune_sparsity=0.5, **options)
     assert second.resumed_from_epoch == 1 and second.steps == 4
+    assert first.kernel_sparsity == 0.0 and second.kernel_sparsity == pytest.approx(0.5, abs=0.02)
     assert json.loads((out / qat_run.METRICS).read_text())["steps"] == 4
 
 
@@ -392,3 +393,39 @@ def test_cli_refuses_a_file_that_is_not_a_model_and_a_model_without_dataset(tmp_
     kdc.applications.SmallCNN().save(model_path)
     assert qat_cli.main([str(model_path), "--output-dir", str(tmp_path / "b")]) == 2
     assert "`dataset` is needed" in capsys.readouterr().err
+
+
+# -- kernel pruning ------------------------------------------------------------------
+
+def test_kernel_pruning_reaches_its_sparsity_with_tfmot_schedule():
+    from keras_dynconv.quantization.kernel_pruning import KernelPruning
+
+    keras.utils.set_random_seed(1)
+    model = kdc.applications.SmallCNN()
+    qat = quantization.quantize_aware_model(model)  # prunes inside QAT models too
+    pruning = KernelPruning(final_sparsity=0.6, end_step=3, frequency=1)
+    qat.compile(keras.optimizers.SGD(0.01), "categorical_crossentropy")
+    images = RNG.uniform(0, 255, size=(48, 28, 28, 1)).astype("float32")
+    labels = keras.utils.to_categorical(RNG.integers(0, 10, 48), 10)
+    qat.fit(images, labels, batch_size=8, epochs=1, callbacks=[pruning], verbose=0)
+    sparsities = pruning.sparsities()
+    assert len(sparsities) == len(kdc.utils.dynamic_layers(model))
+    for name, sparsity in sparsities.items():
+        assert sparsity == pytest.approx(0.6, abs=0.02), name
+    stripped = quantization.strip_quantization(qat)
+    for layer in kdc.utils.dynamic_layers(stripped):
+        assert np.mean(layer.kernel.numpy() == 0) == pytest.approx(0.6, abs=0.02)
+
+
+def test_kernel_pruning_bad_arguments_and_models():
+    from keras_dynconv.quantization.kernel_pruning import KernelPruning
+
+    with pytest.raises(ValueError, match="final_sparsity=1.0"):
+        KernelPruning(final_sparsity=1.0, end_step=10)
+    with pytest.raises(ValueError, match="begin_step=5, end_step=5"):
+        KernelPruning(final_sparsity=0.5, begin_step=5, end_step=5)
+    static = kdc.applications.SmallCNN(dynamic=False)
+    static.compile("sgd", "categorical_crossentropy")
+    with pytest.raises(ValueError, match="has none"):
+        static.fit(np.zeros((8, 28, 28, 1), "float32"), np.eye(10)[np.zeros(8, int)],
+                   callbacks=[KernelPruning(0.5, end_step=2)], verbose=0)

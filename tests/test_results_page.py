@@ -35,3 +35,33 @@ def test_bad_epochs_is_refused_naming_the_flag(capsys):
     with pytest.raises(SystemExit):
         results.parse_args(["--epochs", "0"])
     assert "Received: --epochs 0" in capsys.readouterr().err
+
+
+def _qat_result(variant_float, ptq, qat):
+    from keras_dynconv.quantization.qat_run import QatResult
+
+    return QatResult(
+        model="m", dynamic=True, dataset="fashion_mnist:full", eval_images=10000,
+        float_accuracy=variant_float, ptq_int8_accuracy=ptq, qat_keras_accuracy=qat,
+        qat_float_accuracy=variant_float, qat_int8_accuracy=qat, qat_int8_verified=True,
+        kernel_sparsity=0.0, int8_bytes=2_000_000, int8_gzip_bytes=1_500_000, epochs=1,
+        steps=200, learning_rate=1e-4, train_seconds=1.0, resumed_from_epoch=0,
+        output_dir="o")
+
+
+def test_qat_section_summarises_seeds_and_replaces_only_itself():
+    pytest.importorskip("tensorflow_model_optimization",
+                        reason="the `tfmot` extra is not installed")
+    from training import qat_results
+
+    args = qat_results.parse_args(["--seeds", "0", "1", "--variants", "dy"])
+    runs = {("dy", 0): _qat_result(0.80, 0.79, 0.798),
+            ("dy", 1): _qat_result(0.82, 0.80, 0.81)}
+    text = qat_results.section(args, runs)
+    assert "| dy | 0 | 0.8000 | 0.7900 | 0.7980 | -1.00 | -0.20 | yes | 0.00 | 2.00 (1.50) |" in text
+    # QAT - float: -0.20 and -1.00 points; one seed within 0.5 points.
+    assert "| dy | 2 | 0.8100 ± 0.0141 | -1.50 ± 0.71 | -0.60 ± 0.57 | 1 of 2 |" in text
+    page = "# Results\n\nfloat table\n\n" + results.QAT_HEADING + "\n\nold section\n"
+    replaced = qat_results.replace_section(page, text)
+    assert replaced.startswith("# Results\n\nfloat table\n\n" + results.QAT_HEADING)
+    assert "old section" not in replaced and replaced.count(results.QAT_HEADING) == 1

@@ -18,6 +18,7 @@ Example:
 >>> layer = keras.layers.Layer()
 >>> slot = QuantizerSlot(layer, "output", "activation")
 >>> x = tf.constant([[-1.0, 0.5, 3.0]])
+>>> slot.reset_range()  # calibration widens an empty range
 >>> with calibration_scope():
 ...     _ = slot(x, training=False)
 >>> [float(slot.min_var.numpy()), float(slot.max_var.numpy())]

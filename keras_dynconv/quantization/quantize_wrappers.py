@@ -14,7 +14,7 @@ Example:
 
 >>> conv = keras.layers.Conv2D(8, 3)
 >>> wrapped = QuantizeWrapper(conv)
->>> wrapped(np.ones((2, 8, 8, 3), "float32"), training=True).shape
+>>> tuple(wrapped(np.ones((2, 8, 8, 3), "float32"), training=True).shape)
 (2, 6, 6, 8)
 """
 

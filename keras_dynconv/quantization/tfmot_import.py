@@ -33,8 +33,8 @@ def require_tfmot():
     Example:
 
     >>> tfmot = require_tfmot()
-    >>> type(tfmot.quantization.keras.quantizers.LastValueQuantizer).__name__
-    'type'
+    >>> tfmot.quantization.keras.quantizers.LastValueQuantizer.__name__
+    'LastValueQuantizer'
     """
     previous = os.environ.get(_LEGACY_KERAS_VARIABLE)
     if previous is None:
