@@ -289,6 +289,17 @@ def test_quantize_aware_model_places_fake_quant_as_litert_quantises(small_models
     assert not np.allclose(fake_quant, float_outputs, atol=1e-6)
 
 
+def test_a_mixed_precision_model_is_fine_tuned_in_float32():
+    keras.config.set_dtype_policy("mixed_float16")
+    model = kdc.applications.SmallCNN()
+    qat = quantization.quantize_aware_model(model)
+    images = RNG.uniform(0, 255, size=(8, 28, 28, 1)).astype("float32")
+    quantization.calibrate(qat, images)
+    assert all(l.compute_dtype == "float32" for l in qat.layers[1:])
+    assert qat.predict(images, verbose=0).dtype == np.float32
+    assert quantization.strip_quantization(qat).layers[-1].compute_dtype == "float32"
+
+
 def qat_model_wrappers():
     return quantization.qat_model.WRAPPERS
 
@@ -393,6 +404,11 @@ def test_cli_refuses_a_file_that_is_not_a_model_and_a_model_without_dataset(tmp_
     kdc.applications.SmallCNN().save(model_path)
     assert qat_cli.main([str(model_path), "--output-dir", str(tmp_path / "b")]) == 2
     assert "`dataset` is needed" in capsys.readouterr().err
+    five_classes = tmp_path / "five.keras"
+    kdc.applications.SmallCNN(classes=5).save(five_classes)
+    assert qat_cli.main([str(five_classes), "--output-dir", str(tmp_path / "c"),
+                         "--dataset", "fashion_mnist:embedded", "--preprocess", "none"]) == 2
+    assert "has 10 classes and the model 5 outputs" in capsys.readouterr().err
 
 
 # -- kernel pruning ------------------------------------------------------------------

@@ -132,7 +132,9 @@ def quantize_aware_model(model, per_channel_dense=None):
     sources = {}
 
     def clone(layer):
-        copy = layer.__class__.from_config(layer.get_config())
+        # float32 copies: a model trained under mixed precision is
+        # fine-tuned, like its int8 file is calibrated, in float32.
+        copy = layer.__class__.from_config({**layer.get_config(), "dtype": "float32"})
         sources[id(copy)] = layer
         if isinstance(layer, keras.layers.BatchNormalization):
             # Not after a conv: kept, with its statistics frozen.

@@ -215,6 +215,11 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         image_size=shape[1], channels=shape[3], preprocess=preprocess_fn,
         seed=seed, initial_epoch=initial_epoch, train_limit=train_limit,
         eval_limit=eval_limit)
+    classes = float_model.outputs[0].shape[-1]
+    if datasets.spec.num_classes != classes:
+        raise ValueError(
+            f"`dataset` has {datasets.spec.num_classes} classes and the model "
+            f"{classes} outputs. Received: dataset={dataset!r}")
     steps = min(steps_per_epoch or datasets.steps_per_epoch, datasets.steps_per_epoch)
     eval_images, eval_labels = _arrays(datasets.eval)
     calibration, _ = _arrays(data.make_datasets(

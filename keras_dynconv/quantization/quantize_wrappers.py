@@ -64,6 +64,9 @@ class _BaseQuantizeWrapper(keras.layers.Layer):
     def __init__(self, layer, quantize_output=True, quantize_inputs=False,
                  per_channel_dense=True, **kwargs):
         kwargs.setdefault("name", f"quant_{layer.name}")
+        # Fake quantization computes in float32 (TF's fake-quant ops take
+        # nothing else), whatever policy the model was trained under.
+        kwargs.setdefault("dtype", "float32")
         super().__init__(**kwargs)
         self.layer = layer
         self.quantize_output = bool(quantize_output)
