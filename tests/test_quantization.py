@@ -26,7 +26,7 @@ pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) runs the i
 
 from keras_dynconv import quantization  # noqa: E402
 from keras_dynconv.quantization import qat_run  # noqa: E402
-from keras_dynconv.quantization import tfmot_import  # noqa: E402
+from keras_dynconv.utils import tfmot_import  # noqa: E402
 from training import qat as qat_cli  # noqa: E402
 
 RNG = np.random.default_rng(0)
@@ -74,18 +74,25 @@ def test_missing_tfmot_names_the_extra(monkeypatch):
         tfmot_import.require_tfmot()
 
 
-def test_cli_exits_2_naming_the_extra_without_tfmot(monkeypatch, tmp_path, capsys):
+def test_cli_exits_2_naming_the_extra_without_tfmot(tmp_path):
     model_path = tmp_path / "model.keras"
     kdc.applications.SmallCNN().save(model_path)
-
-    def refuse():
-        raise tfmot_import.MissingTfmotError(
-            f"needs the tfmot extra: {tfmot_import.INSTALL_HINT}")
-
-    monkeypatch.setattr(tfmot_import, "require_tfmot", refuse)
-    code = qat_cli.main([str(model_path), "--output-dir", str(tmp_path / "out")])
-    assert code == 2
-    assert "keras-dynconv[tfmot]" in capsys.readouterr().err
+    code = (
+        "import importlib.abc, sys\n"
+        "class NoTfmot(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'tensorflow_model_optimization':\n"
+        "            raise ImportError(f'No module named {name!r}')\n"
+        "sys.meta_path.insert(0, NoTfmot())\n"
+        "from training import qat\n"
+        f"sys.exit(qat.main([{str(model_path)!r}, '--output-dir', {str(tmp_path / 'out')!r}]))\n"
+    )
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=env, timeout=300,
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "keras-dynconv[tfmot]" in done.stderr
 
 
 # -- BatchNorm folded into static convs ----------------------------------------
@@ -110,12 +117,12 @@ def test_static_batch_norm_folding_is_exact(conv):
 
 # -- fake-quantised static layers ----------------------------------------------
 
-@pytest.mark.parametrize("layer,shape", [
-    (lambda: keras.layers.Conv2D(5, 3, padding="same"), (2, 6, 6, 3)),
-    (lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (2, 6, 6, 3)),
-    (lambda: keras.layers.Dense(7), (2, 4)),
-], ids=["conv", "depthwise", "dense"])
-@pytest.mark.parametrize("per_channel_dense", [True, False])
+@pytest.mark.parametrize("layer,shape,per_channel_dense", [
+    (lambda: keras.layers.Conv2D(5, 3, padding="same"), (2, 6, 6, 3), True),
+    (lambda: keras.layers.DepthwiseConv2D(3, depth_multiplier=2), (2, 6, 6, 3), True),
+    (lambda: keras.layers.Dense(7), (2, 4), True),
+    (lambda: keras.layers.Dense(7), (2, 4), False),
+], ids=["conv", "depthwise", "dense-per-unit", "dense-per-tensor"])
 def test_static_kernel_is_int8_per_output_channel(layer, shape, per_channel_dense):
     wrapped = quantization.QuantizeWrapper(layer(), quantize_output=False,
                                            per_channel_dense=per_channel_dense)
@@ -176,6 +183,7 @@ def test_dynamic_wrapper_matches_per_sample_reference(name, batch):
     wrapped = quantization.DynamicQuantizeWrapper(layer, quantize_output=False)
     x = RNG.normal(size=(batch or 2, 12, 12, 4)).astype("float32")
     wrapped(x)
+    layer.bias.assign(RNG.normal(size=layer.bias.shape) * 0.3)
     quantization.calibrate(wrapped_model(wrapped, x.shape[1:]), x)
     if batch is None:
         call = tf.function(lambda t: wrapped(t, training=False),
@@ -183,26 +191,35 @@ def test_dynamic_wrapper_matches_per_sample_reference(name, batch):
     else:
         call = lambda t: wrapped(t, training=False)  # noqa: E731
     outputs = call(tf.constant(x)).numpy()
-    attention = wrapped.attention(x, training=False)
-    kernels, scale = (t if t is None else t.numpy()
-                      for t in wrapped.quantized_kernels(attention, training=False))
-    biases = attention.numpy() @ layer.bias.numpy()
-    if scale is None:  # mixture: whole kernels
-        expected = reference.conv_per_sample(layer, x, kernels, biases)
-        effective = kernels
+    attention = wrapped.attention(x, training=False).numpy()
+    biases = attention @ layer.bias.numpy()
+    float_kernels = np.tensordot(attention, layer.kernel.numpy(), axes=1)
+    if wrapped.mixes_outputs:
+        # K static convs with per-channel int8 filters, outputs quantised, mixed.
+        wide = wrapped.wide_kernel(training=False).numpy()
+        k, out = layer.num_kernels, layer.kernel.shape[-1]
+        per_kernel = np.stack([
+            _fake_quant(reference.conv_per_sample(
+                layer, x, np.broadcast_to(wide[..., j * out:(j + 1) * out],
+                                          (len(x), *wide.shape[:3], out))), wrapped._wide_output_slot)
+            for j in range(k)], axis=-2)
+        expected = np.einsum("bhwko,bk->bhwo", per_kernel, attention) + biases[:, None, None]
+        effective = np.tensordot(attention, np.moveaxis(
+            wide.reshape(*wide.shape[:3], k, out), -2, 0), axes=1)
     else:
+        kernels, scale = (t.numpy() for t in wrapped.quantized_kernels(attention, training=False))
         unscaled = reference.conv_per_sample(layer, x, kernels)
-        expected = _fake_quant(unscaled, wrapped._unscaled_slot) * scale + biases[:, None, None]
+        expected = (_fake_quant(unscaled, wrapped._unscaled_slot) * scale
+                    + biases[:, None, None])
         effective = kernels * scale.reshape(kernels.shape[-2:] if layer.KIND == "depthwise"
                                             else (-1,))
     np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
     # The kernels are the float mixed kernels up to int8 rounding.
-    float_kernels = np.tensordot(attention.numpy(), layer.kernel.numpy(), axes=1)
     top = np.abs(layer.kernel.numpy()).max()
     assert np.abs(effective - float_kernels).max() <= 3 * top / 127
     assert not np.allclose(effective, float_kernels, atol=1e-7)
-    # The attention rows are quantised to LiteRT's softmax grid, 1/255 here.
-    np.testing.assert_allclose(attention * 255, np.round(attention * 255), atol=1e-3)
+    # The attention is on LiteRT's int8 softmax grid: multiples of 1/256.
+    np.testing.assert_allclose(attention * 256, np.round(attention * 256), atol=1e-3)
 
 
 def _fake_quant(values, slot):
@@ -215,19 +232,15 @@ def wrapped_model(wrapped, shape):
     return keras.Model(inputs, wrapped(inputs))
 
 
-def test_mixture_path_quantises_each_kernel_per_output_channel():
+def test_mixture_quantises_each_kernel_per_output_channel():
     layer = kdc.layers.DynamicConv2D(5, 3, padding="same")
     wrapped = quantization.DynamicQuantizeWrapper(layer)
-    x = RNG.normal(size=(1, 8, 8, 3)).astype("float32")
-    wrapped(x)
-    assert wrapped.export_formulation == "mixture"
-    one_hot = np.eye(layer.num_kernels, dtype="float32")
-    kernels, scale = wrapped.quantized_kernels(one_hot, training=True)
-    assert scale is None
-    kernels = kernels.numpy()
+    wrapped(RNG.normal(size=(1, 8, 8, 3)).astype("float32"))
+    assert wrapped.mixes_outputs
+    wide = wrapped.wide_kernel(training=True).numpy()
     for k in range(layer.num_kernels):
-        np.testing.assert_allclose(kernels[k], _int8_symmetric(layer.kernel.numpy()[k], 5),
-                                   atol=1e-6)
+        np.testing.assert_allclose(wide[..., 5 * k:5 * (k + 1)],
+                                   _int8_symmetric(layer.kernel.numpy()[k], 5), atol=1e-6)
 
 
 def test_tied_biases_stay_tied_after_stripping():
@@ -351,6 +364,22 @@ def test_bad_models_are_refused_by_name():
         quantization.quantize_aware_model(nothing)
     with pytest.raises(ValueError, match="no fake quantization"):
         quantization.calibrate(nothing, np.zeros((1, 4), "float32"))
+    qat = quantization.quantize_aware_model(kdc.applications.SmallCNN())
+    with pytest.raises(ValueError, match="no images"):
+        quantization.calibrate(qat, np.zeros((0, 28, 28, 1), "float32"))
+
+
+def test_relu_fuses_across_removed_layers_only():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="into_pool")(inputs)
+    x = keras.layers.ReLU()(keras.layers.MaxPooling2D()(x))
+    x = keras.layers.Conv2D(4, 1, name="into_dropout")(x)
+    x = keras.layers.ReLU()(keras.layers.Dropout(0.1)(x))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
+    wrappers = {l.layer.name: l for l in quantization.quantize_aware_model(model).layers
+                if isinstance(l, quantization.QuantizeWrapper)}
+    assert wrappers["into_pool"].quantize_output  # LiteRT requantises before the pool
+    assert not wrappers["into_dropout"].quantize_output  # dropout goes, the ReLU fuses
 
 
 # -- a whole run, resumed ----------------------------------------------------------
@@ -445,3 +474,42 @@ def test_kernel_pruning_bad_arguments_and_models():
     with pytest.raises(ValueError, match="has none"):
         static.fit(np.zeros((8, 28, 28, 1), "float32"), np.eye(10)[np.zeros(8, int)],
                    callbacks=[KernelPruning(0.5, end_step=2)], verbose=0)
+
+
+@pytest.mark.parametrize("dynamic", [True, False], ids=["dy", "static"])
+def test_fake_quantised_model_has_the_int8_files_error(dynamic):
+    """What QAT trains against, the fake-quantised model's departure from
+    float, is the int8 file's: a quantization point missing from the model
+    would leave its error smaller. (Not bit-exact: its ranges are calibrated
+    through the fake quantization, the converter's on float tensors, so the
+    grids differ by a fraction of a step.)"""
+    # Logits: a softmax output's own int8 step would hide the difference.
+    keras.utils.set_random_seed(0)
+    model = kdc.applications.SmallCNN(dynamic=dynamic, classifier_activation=None)
+    randomize_batch_norm(model, seed=3)
+    images = RNG.uniform(0, 255, size=(64, 28, 28, 1)).astype("float32")
+    qat = quantization.quantize_aware_model(model)
+    quantization.calibrate(qat, images)
+    stripped = quantization.strip_quantization(qat)
+    content = kdc.tflite.convert(stripped, quantization="int8", representative_data=images)
+    test = images[:32]
+    float_logits = stripped.predict(test, verbose=0)
+    int8_error = np.sqrt(np.mean((kdc.tflite.runtime.predict(content, test) - float_logits) ** 2))
+    fake_quant_error = np.sqrt(np.mean((qat.predict(test, verbose=0) - float_logits) ** 2))
+    assert 0.7 < fake_quant_error / int8_error < 1.4, (fake_quant_error, int8_error)
+
+
+def test_a_resumed_pruning_keeps_its_zeros_after_the_schedule_ends():
+    from keras_dynconv.quantization.kernel_pruning import KernelPruning
+
+    model = kdc.applications.SmallCNN()
+    model.compile(keras.optimizers.SGD(0.05), "categorical_crossentropy")
+    images = RNG.uniform(0, 255, size=(32, 28, 28, 1)).astype("float32")
+    labels = keras.utils.to_categorical(RNG.integers(0, 10, 32), 10)
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0,
+              callbacks=[KernelPruning(0.5, end_step=2, frequency=1)])
+    # A new process would build a new callback; the schedule has ended.
+    resumed = KernelPruning(0.5, end_step=2, frequency=1)
+    model.fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[resumed])
+    for name, sparsity in resumed.sparsities().items():
+        assert sparsity == pytest.approx(0.5, abs=0.02), name

@@ -72,8 +72,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    from keras_dynconv.quantization.tfmot_import import MissingTfmotError
-    from keras_dynconv.quantization.tfmot_import import require_tfmot
+    from keras_dynconv.utils.tfmot_import import MissingTfmotError
+    from keras_dynconv.utils.tfmot_import import require_tfmot
 
     try:
         require_tfmot()

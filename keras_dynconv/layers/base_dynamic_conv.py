@@ -363,9 +363,23 @@ class BaseDynamicConv(keras.layers.Layer):
         """Whether, for an exported model, the K biases are all equal."""
         if purpose not in formulation_policy.EXPORT_PURPOSES:
             return False
+        return self.has_equal_biases()
+
+    def has_equal_biases(self):
+        """True when the layer has biases and all K are equal (a BatchNorm
+        folded in): an export adds them as one constant."""
+        if not self.use_bias:
+            return False
         with tf.init_scope():
             biases = keras.ops.convert_to_numpy(self.bias)
         return bool(np.all(biases == biases[:1]))
+
+    @property
+    def output_channel_axes(self):
+        """The kernel stack's axes that one output channel spans: reducing
+        over them gives one value per output channel (conv: the last axis;
+        depthwise: channels x multiplier)."""
+        return (0, 1, 2, 3) if self.KIND == "conv" else (0, 1, 2)
 
     def _int8_normalised_kernel_stack(self):
         """The kernel stack divided by its largest |weight| per output
@@ -384,9 +398,7 @@ class BaseDynamicConv(keras.layers.Layer):
         """
         with tf.init_scope():  # the current weights, as constants
             stack = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)
-        # Output channels: the last axis (conv), or (channels, multiplier).
-        reduce_axes = (0, 1, 2, 3) if self.KIND == "conv" else (0, 1, 2)
-        scale = np.maximum(np.abs(stack).max(axis=reduce_axes), 1e-12)
+        scale = np.maximum(np.abs(stack).max(axis=self.output_channel_axes), 1e-12)
         dtype = self.compute_dtype
         return (tf.constant(stack / scale, dtype=dtype),
                 tf.constant(scale.reshape(-1), dtype=dtype))

@@ -13,8 +13,8 @@ Keras 3 (tfmot's own switch to legacy Keras is undone).
 True
 """
 
-from keras_dynconv.quantization.tfmot_import import MissingTfmotError
-from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.utils.tfmot_import import MissingTfmotError
+from keras_dynconv.utils.tfmot_import import require_tfmot
 
 require_tfmot()
 

@@ -30,7 +30,7 @@ import threading
 
 import keras
 
-from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.utils.tfmot_import import require_tfmot
 
 #: "weight": tfmot's LastValueQuantizer, symmetric int8 (narrow range), per
 #: output channel when `channels` is given; "activation": MovingAverageQuantizer, asymmetric per tensor;
@@ -98,6 +98,7 @@ class QuantizerSlot:
                 initializer=keras.initializers.Constant(6.0), autocast=False)
 
     def __call__(self, x, training=None):
+        x = keras.ops.cast(x, "float32")  # TF's fake-quant ops take float32 only
         if self.kind == "fixed":
             return self.quantizer(x, bool(training), {})
         weights = {"min_var": self.min_var.value, "max_var": self.max_var.value}

@@ -31,7 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.utils.tfmot_import import require_tfmot
 from keras_dynconv.utils.temperature import dynamic_layers
 
 
@@ -46,8 +46,8 @@ class KernelPruning(keras.callbacks.Callback):
         frequency: steps between mask updates.
         initial_sparsity: sparsity at `begin_step`.
 
-    The masks are recomputed from the weights' magnitudes, so a run resumed
-    from a backup (whose pruned weights are zero) continues the schedule.
+    A run resumed from a backup (its pruned weights restored as zeros)
+    starts from masks of its nonzero weights and continues the schedule.
     """
 
     def __init__(self, final_sparsity, end_step, begin_step=0, frequency=100,
@@ -82,14 +82,19 @@ class KernelPruning(keras.callbacks.Callback):
                 "KernelPruning prunes dynamic layers' kernels; the model has "
                 f"none. Received: model={self.model.name!r}")
         self._kernels = [(layer.name, layer.kernel) for layer in layers]
+        optimizer = self.model.optimizer
+        # A resumed run (its pruned weights restored as zeros) keeps them
+        # pruned: after `end_step` tfmot never updates a mask again.
+        resumed = int(keras.ops.convert_to_numpy(optimizer.iterations)) > (
+            self.schedule.begin_step)
         pruning_vars = [
             (kernel.value,
-             tf.Variable(tf.ones(kernel.shape, kernel.dtype), trainable=False,
-                         name=f"{name}_mask"),
+             tf.Variable(tf.cast(tf.not_equal(kernel.value, 0), kernel.dtype) if resumed
+                         else tf.ones(kernel.shape, kernel.dtype),
+                         trainable=False, name=f"{name}_mask"),
              tf.Variable(tf.zeros((), kernel.dtype), trainable=False,
                          name=f"{name}_threshold"))
             for name, kernel in self._kernels]
-        optimizer = self.model.optimizer
         self._pruning = pruning_impl.Pruning(
             # The schedule counts optimizer steps (a resumed run's too).
             training_step_fn=lambda: tf.cast(optimizer.iterations.value, tf.int64),

@@ -30,7 +30,7 @@ from keras_dynconv.quantization.fake_quant import calibration_scope
 from keras_dynconv.quantization.quantize_wrappers import DynamicQuantizeWrapper
 from keras_dynconv.quantization.quantize_wrappers import QuantizeWrapper
 from keras_dynconv.quantization.quantize_wrappers import check_quantizable
-from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.utils.tfmot_import import require_tfmot
 from keras_dynconv.tflite.batch_norm_folding import FoldedBatchNorm
 from keras_dynconv.tflite.batch_norm_folding import fold_batch_norm
 from keras_dynconv.utils.temperature import dynamic_layers
@@ -56,13 +56,17 @@ def _is_fusable_activation(layer):
     return False
 
 
+#: Layers the converter removes, which a ReLU is fused across.
+_REMOVED = (keras.layers.Dropout, FoldedBatchNorm)
+
+
 def _consumers(layer):
-    """The layers reading `layer`'s output, through pass-through layers."""
+    """The layers reading `layer`'s output, through layers the converter
+    removes."""
     found = []
     for node in layer._outbound_nodes:
         consumer = node.operation
-        if isinstance(consumer, PASS_THROUGH) and not isinstance(
-                consumer, keras.layers.InputLayer):
+        if isinstance(consumer, _REMOVED):
             found += _consumers(consumer)
         else:
             found.append(consumer)
@@ -77,14 +81,9 @@ def _reads_model_input(layer):
     return False
 
 
-def _has_tied_bias(layer):
-    if not layer.use_bias:
-        return False
-    biases = keras.ops.convert_to_numpy(layer.bias)
-    return bool(np.all(biases == biases[:1]))
-
-
-def _check_model(model):
+def check_model(model):
+    """Raises ValueError, naming what is wrong, for a model
+    `quantize_aware_model` cannot take."""
     # Functional models only: the wrappers are placed by reading the graph.
     if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
         raise ValueError(
@@ -125,7 +124,7 @@ def quantize_aware_model(model, per_channel_dense=None):
         MissingTfmotError: tensorflow-model-optimization is not installed.
     """
     require_tfmot()
-    _check_model(model)
+    check_model(model)
     folded = fold_batch_norm(model, include_static=True)
     if per_channel_dense is None:
         per_channel_dense = not dynamic_layers(folded)
@@ -145,12 +144,11 @@ def quantize_aware_model(model, per_channel_dense=None):
         consumers = _consumers(layer)
         fused = (isinstance(layer, FUSING) and len(consumers) == 1
                  and _is_fusable_activation(consumers[0]))
-        options = dict(quantize_output=not fused, quantize_inputs=reads_input,
-                       per_channel_dense=per_channel_dense)
+        options = dict(quantize_output=not fused, quantize_inputs=reads_input)
         if isinstance(layer, BaseDynamicConv):
-            return DynamicQuantizeWrapper(copy, tied_bias=_has_tied_bias(layer),
+            return DynamicQuantizeWrapper(copy, tied_bias=layer.has_equal_biases(),
                                           **options)
-        return QuantizeWrapper(copy, **options)
+        return QuantizeWrapper(copy, per_channel_dense=per_channel_dense, **options)
 
     quantized = keras.models.clone_model(folded, clone_function=clone)
     for layer in quantized._flatten_layers(include_self=False):
@@ -187,12 +185,17 @@ def calibrate(model, images, batch_size=64):
     else:
         batches = tf.data.Dataset.from_tensor_slices(
             np.asarray(images, "float32")).batch(batch_size)
+    seen = 0
     with calibration_scope():
         forward = tf.function(lambda x: model(x, training=False))
         for batch in batches:
             if isinstance(batch, (tuple, list)):
                 batch = batch[0]
             forward(batch)
+            seen += 1
+    if not seen:
+        raise ValueError("`images` holds no images to calibrate with. "
+                         f"Received: images={images!r}")
 
 
 def strip_quantization(model):
@@ -218,7 +221,10 @@ def strip_quantization(model):
     for layer in stripped.layers:
         if id(layer) in copies:
             source = copies[id(layer)]
-            layer.set_weights(source.stripped_weights()
-                              if isinstance(source, WRAPPERS) else source.get_weights())
-            layer.trainable = source.trainable
+            if isinstance(source, WRAPPERS):
+                layer.set_weights(source.stripped_weights())
+                layer.trainable = source.layer.trainable
+            else:
+                layer.set_weights(source.get_weights())
+                layer.trainable = source.trainable
     return stripped

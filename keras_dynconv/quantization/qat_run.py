@@ -32,11 +32,10 @@ import time
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from keras_dynconv.quantization import qat_model
 from keras_dynconv.quantization.kernel_pruning import KernelPruning
-from keras_dynconv.quantization.tfmot_import import require_tfmot
+from keras_dynconv.utils.tfmot_import import require_tfmot
 from keras_dynconv.tflite import runtime
 from keras_dynconv.tflite.converter import CALIBRATION_IMAGES
 from keras_dynconv.tflite.converter import convert
@@ -201,8 +200,9 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
             "beside it to read it from. Received: dataset=None")
     if label_smoothing is None:
         label_smoothing = settings.get("label_smoothing") or 0.0
+    qat_model.check_model(float_model)  # before anything is measured
     shape = float_model.inputs[0].shape
-    if shape[1] is None or shape[1] != shape[2]:
+    if len(shape) != 4 or shape[1] is None or shape[1] != shape[2]:
         raise ValueError(
             "`model` must take square images of a fixed size. "
             f"Received: model with input shape {tuple(shape)}")

@@ -61,8 +61,7 @@ def _call_with_training(layer, inputs, training, kwargs):
 
 
 class _BaseQuantizeWrapper(keras.layers.Layer):
-    def __init__(self, layer, quantize_output=True, quantize_inputs=False,
-                 per_channel_dense=True, **kwargs):
+    def __init__(self, layer, quantize_output=True, quantize_inputs=False, **kwargs):
         kwargs.setdefault("name", f"quant_{layer.name}")
         # Fake quantization computes in float32 (TF's fake-quant ops take
         # nothing else), whatever policy the model was trained under.
@@ -71,7 +70,6 @@ class _BaseQuantizeWrapper(keras.layers.Layer):
         self.layer = layer
         self.quantize_output = bool(quantize_output)
         self.quantize_inputs = bool(quantize_inputs)
-        self.per_channel_dense = bool(per_channel_dense)
 
     def _build_io_slots(self):
         self._input_slot = (QuantizerSlot(self, "input", "activation")
@@ -105,8 +103,7 @@ class _BaseQuantizeWrapper(keras.layers.Layer):
         return {**super().get_config(),
                 "layer": keras.saving.serialize_keras_object(self.layer),
                 "quantize_output": self.quantize_output,
-                "quantize_inputs": self.quantize_inputs,
-                "per_channel_dense": self.per_channel_dense}
+                "quantize_inputs": self.quantize_inputs}
 
     @classmethod
     def from_config(cls, config):
@@ -128,6 +125,13 @@ class QuantizeWrapper(_BaseQuantizeWrapper):
         per_channel_dense: a Dense kernel gets one range per output unit
             (the converter's default) rather than one range.
     """
+
+    def __init__(self, layer, per_channel_dense=True, **kwargs):
+        super().__init__(layer, **kwargs)
+        self.per_channel_dense = bool(per_channel_dense)
+
+    def get_config(self):
+        return {**super().get_config(), "per_channel_dense": self.per_channel_dense}
 
     def build(self, input_shape):
         if not self.layer.built:
@@ -190,20 +194,22 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
 
     - Attention: the pooled input, the hidden and logit activations are
       quantised; the two attention kernels per tensor; the softmax output
-      with LiteRT's fixed int8 range [0, 1).
+      on LiteRT's fixed int8 grid (steps of 1/256 from 0).
     - Kernels, in the form the int8 export policy chooses for the layer:
-      `"mixture"` (k x k convs): every one of the K kernels is a constant
-      filter, quantised per output channel. Otherwise the kernel stack is
+      `"mixture"` (k x k convs): one conv with K x out constant filters,
+      each quantised per output channel, its output quantised, then mixed
+      by the attention. Otherwise the kernel stack is
       normalised per output channel, quantised per tensor, mixed, the mixed
       kernel quantised to the fixed range [-1, 1]; the conv's output is
       quantised, then multiplied by the per-channel scale (see
       `BaseDynamicConv._int8_normalised_kernel_stack`).
     - The output, unless LiteRT fuses the next activation into the op.
 
-    The per-sample convolution itself uses the training policy's
-    formulation (any but `"mixture"`, which mixes outputs, not kernels).
+    The per-sample convolution of the other forms uses the training
+    policy's formulation (any that takes per-sample kernels).
 
-    Args (besides those of `QuantizeWrapper`):
+    Args (besides `quantize_output` and `quantize_inputs`, as for
+    `QuantizeWrapper`):
         tied_bias: the K biases are equal (a BatchNorm folded in) and are
             kept equal: their mean is the bias, and `stripped_weights`
             hands back K copies of it. The export then adds one constant
@@ -236,17 +242,21 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
         self._hidden_slot = QuantizerSlot(self, "hidden", "activation")
         self._logits_kernel_slot = QuantizerSlot(self, "attention_logits_kernel", "weight")
         self._logits_slot = QuantizerSlot(self, "logits", "activation")
+        # LiteRT's int8 softmax output: scale 1/256, zero point -128.
         self._attention_slot = QuantizerSlot(self, "attention", "fixed",
-                                             fixed_range=(0.0, 1.0))
+                                             fixed_range=(0.0, 255 / 256))
         self.export_formulation = formulation_policy.choose(
             layer.KIND, layer.kernel_size,
             layer._output_size(tuple(input_shape[1:3])), "CPU", "export_int8",
             batch_size=1)
         stack_shape = tuple(layer.kernel.shape)
-        if self.export_formulation == "mixture":
+        # The int8 policy exports only k x k convs as the mixture.
+        self.mixes_outputs = (self.export_formulation == "mixture"
+                              and layer.KIND == "conv")
+        if self.mixes_outputs:
             self._stack_slot = QuantizerSlot(
-                self, "kernel", "weight",
-                channels=layer.num_kernels * self._channels(stack_shape))
+                self, "kernel", "weight", channels=layer.num_kernels * stack_shape[-1])
+            self._wide_output_slot = QuantizerSlot(self, "kernel_outputs", "activation")
         else:
             self._stack_slot = QuantizerSlot(self, "normalised_kernel", "weight")
             self._mixed_slot = QuantizerSlot(self, "mixed_kernel", "fixed",
@@ -255,11 +265,6 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
             # filter); the conv's output they scale is quantised per tensor.
             self._unscaled_slot = QuantizerSlot(self, "unscaled_output", "activation")
         self._build_io_slots()
-
-    def _channels(self, stack_shape):
-        if self.layer.KIND == "depthwise":
-            return stack_shape[-2] * stack_shape[-1]
-        return stack_shape[-1]
 
     def attention(self, inputs, training=None):
         """The layer's attention, with the int8 model's quantization."""
@@ -279,51 +284,68 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
         return self._attention_slot(
             ops.softmax(logits / layer.temperature, axis=-1), training)
 
+    def wide_kernel(self, training=None):
+        """For the mixture: the K kernels side by side, `(kh, kw, in,
+        K * out)`, each output channel of each kernel quantised on its own
+        range, as the exported conv with K * out filters holds them."""
+        stack = tf.convert_to_tensor(self.layer.kernel)
+        wide = tf.reshape(tf.experimental.numpy.moveaxis(stack, 0, -2),
+                          (*stack.shape[1:4], -1))
+        return self._stack_slot(wide, training)
+
     def quantized_kernels(self, attention, training=None):
-        """`(batch, *kernel_shape)` per-sample kernels as the int8 model
-        computes them (dequantised), and the per-channel scale applied
-        around the conv (None for `"mixture"`: the kernels are whole)."""
+        """For the other forms: `(batch, *kernel_shape)` mixed kernels as the
+        int8 model computes them (dequantised) and the per-channel scale
+        that multiplies the conv's output back."""
         layer = self.layer
         stack = tf.convert_to_tensor(layer.kernel)
-        k = layer.num_kernels
         kernel_shape = tuple(stack.shape[1:])
-        if self.export_formulation == "mixture":
-            # conv: (kh, kw, in, K * out); depthwise: (kh, kw, 1, K * in * mult).
-            axis = -2 if layer.KIND == "conv" else -3
-            moved = tf.experimental.numpy.moveaxis(stack, 0, axis)
-            flat = tf.reshape(moved, (*kernel_shape[:2],
-                                      kernel_shape[2] if layer.KIND == "conv" else 1, -1))
-            quantized = tf.reshape(self._stack_slot(flat, training), moved.shape)
-            stack = tf.experimental.numpy.moveaxis(quantized, axis, 0)
-            kernels = keras.ops.matmul(attention, tf.reshape(stack, (k, -1)))
-            return keras.ops.reshape(kernels, (-1, *kernel_shape)), None
-        reduce_axes = (0, 1, 2, 3) if layer.KIND == "conv" else (0, 1, 2)
         # Constants in the exported model: no gradient through the scale.
         scale = tf.stop_gradient(tf.maximum(
-            tf.reduce_max(tf.abs(stack), axis=reduce_axes), 1e-12))
-        normalised = self._stack_slot(tf.reshape(stack / scale, (k, -1)), training)
+            tf.reduce_max(tf.abs(stack), axis=layer.output_channel_axes), 1e-12))
+        normalised = self._stack_slot(
+            tf.reshape(stack / scale, (layer.num_kernels, -1)), training)
         mixed = self._mixed_slot(keras.ops.matmul(attention, normalised), training)
         return keras.ops.reshape(mixed, (-1, *kernel_shape)), tf.reshape(scale, (-1,))
 
-    def call(self, inputs, training=None):
+    def _mixture(self, inputs, attention, training):
+        """sum_k attention_k conv(x, W_k): one conv with K * out filters, its
+        output quantised, then mixed."""
         layer = self.layer
-        inputs = self._quantized_input(inputs, training)
-        attention = self.attention(inputs, training)
+        outputs = keras.ops.conv(
+            inputs, keras.ops.cast(self.wide_kernel(training), inputs.dtype),
+            strides=layer.strides, padding=layer.padding,
+            dilation_rate=layer.dilation_rate)
+        outputs = self._wide_output_slot(outputs, training)
+        outputs = keras.ops.reshape(
+            outputs, (-1, *outputs.shape[1:3], layer.num_kernels, layer.kernel.shape[-1]))
+        return keras.ops.einsum("bhwko,bk->bhwo", outputs,
+                                keras.ops.cast(attention, outputs.dtype))
+
+    def _convolve(self, inputs, attention, training):
+        layer = self.layer
         kernels, scale = self.quantized_kernels(attention, training)
-        kernels = keras.ops.cast(kernels, inputs.dtype)
         formulation = formulation_policy.choose(
             layer.KIND, layer.kernel_size,
             layer._output_size(tuple(inputs.shape[1:3])),
             formulation_policy.device_type_of(inputs), "training",
             batch_size=inputs.shape[0])
         if formulation in (None, "mixture"):
-            formulation = "patches"
+            formulation = "patches"  # any form that takes per-sample kernels
         ops = (per_sample_conv.CONV2D if layer.KIND == "conv"
                else per_sample_conv.DEPTHWISE_CONV2D)
-        outputs = ops[formulation](inputs, kernels, layer.strides,
-                                   layer.padding, layer.dilation_rate)
-        if scale is not None:
-            outputs = self._unscaled_slot(outputs, training) * scale
+        outputs = ops[formulation](inputs, keras.ops.cast(kernels, inputs.dtype),
+                                   layer.strides, layer.padding, layer.dilation_rate)
+        return self._unscaled_slot(outputs, training) * keras.ops.cast(scale, outputs.dtype)
+
+    def call(self, inputs, training=None):
+        layer = self.layer
+        inputs = self._quantized_input(inputs, training)
+        attention = self.attention(inputs, training)
+        if self.mixes_outputs:
+            outputs = self._mixture(inputs, attention, training)
+        else:
+            outputs = self._convolve(inputs, attention, training)
         if layer.use_bias and self.tied_bias:
             outputs = outputs + keras.ops.cast(
                 keras.ops.mean(layer.bias, axis=0), outputs.dtype)
