@@ -44,6 +44,7 @@ def _qat_result(variant_float, ptq, qat):
         model="m", dynamic=True, dataset="fashion_mnist:full", eval_images=10000,
         float_accuracy=variant_float, ptq_int8_accuracy=ptq, qat_keras_accuracy=qat,
         qat_float_accuracy=variant_float, qat_int8_accuracy=qat, qat_int8_verified=True,
+        qat_int8_agreement=0.99, qat_int8_float_agreement=0.98,
         kernel_sparsity=0.0, int8_bytes=2_000_000, int8_gzip_bytes=1_500_000, epochs=1,
         steps=200, learning_rate=1e-4, train_seconds=1.0, resumed_from_epoch=0,
         output_dir="o")
@@ -58,7 +59,8 @@ def test_qat_section_summarises_seeds_and_replaces_only_itself():
     runs = {("dy", 0): _qat_result(0.80, 0.79, 0.798),
             ("dy", 1): _qat_result(0.82, 0.80, 0.81)}
     text = qat_results.section(args, runs)
-    assert "| dy | 0 | 0.8000 | 0.7900 | 0.7980 | -1.00 | -0.20 | yes | 0.00 | 2.00 (1.50) |" in text
+    assert ("| dy | 0 | 0.8000 | 0.7900 | 0.7980 | -1.00 | -0.20 | yes (99.0 %; 98.0 %) | 0.00 "
+            "| 2.00 (1.50) |") in text
     # QAT - float: -0.20 and -1.00 points; one seed within 0.5 points.
     assert "| dy | 2 | 0.8100 ± 0.0141 | -1.50 ± 0.71 | -0.60 ± 0.57 | 1 of 2 |" in text
     page = "# Results\n\nfloat table\n\n" + results.QAT_HEADING + "\n\nold section\n"
