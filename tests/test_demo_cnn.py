@@ -44,8 +44,8 @@ def test_demo_trains_saves_reloads_and_summarises(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--epochs", "0"], "argument --epochs: must be an integer >= 1, got '0'"),
-        (["--learning-rate", "-1"], "argument --learning-rate: must be a finite number > 0, got '-1'"),
+        (["--epochs", "0"], "argument --epochs: must be an integer >= 1. Received: '0'"),
+        (["--learning-rate", "-1"], "argument --learning-rate: must be a finite number > 0. Received: '-1'"),
         (["--epochs", "2", "--anneal-epochs", "3"], "--anneal-epochs must be <= --epochs. Received: --anneal-epochs=3.0, --epochs=2"),
     ],
 )

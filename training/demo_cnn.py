@@ -23,26 +23,8 @@ import numpy as np  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.applications.small_cnn import SmallCNN  # noqa: E402
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
-    return value
-
-
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        value = float("nan")
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text!r}")
-    return value
+from keras_dynconv.utils.argparse_types import positive_float  # noqa: E402
+from keras_dynconv.utils.argparse_types import positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -50,14 +32,14 @@ def parse_args(argv=None):
     parser.add_argument("--source", default="embedded",
                         help='"embedded", "full", "auto" or a directory of the '
                              "official idx files (default: embedded)")
-    parser.add_argument("--epochs", type=_positive_int, default=8)
-    parser.add_argument("--anneal-epochs", type=_positive_float, default=None,
+    parser.add_argument("--epochs", type=positive_int, default=8)
+    parser.add_argument("--anneal-epochs", type=positive_float, default=None,
                         help="epochs over which tau goes 30 -> 1 "
                              "(default: 4, or --epochs if fewer)")
-    parser.add_argument("--batch-size", type=_positive_int, default=64)
-    parser.add_argument("--train-samples", type=_positive_int, default=None,
+    parser.add_argument("--batch-size", type=positive_int, default=64)
+    parser.add_argument("--train-samples", type=positive_int, default=None,
                         help="use only the first N training images")
-    parser.add_argument("--learning-rate", type=_positive_float, default=0.05)
+    parser.add_argument("--learning-rate", type=positive_float, default=0.05)
     parser.add_argument("--output-dir", default="runs/demo_cnn")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)

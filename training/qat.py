@@ -21,25 +21,8 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer. Received: {text!r}")
-    return value
-
-
-def _rate(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1). Received: {text!r}")
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a number in (0, 1). Received: {text!r}")
-    return value
+from keras_dynconv.utils.argparse_types import open_fraction  # noqa: E402
+from keras_dynconv.utils.argparse_types import positive_int  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -48,21 +31,21 @@ def parse_args(argv=None):
     parser.add_argument("model", help="the trained .keras model")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--dataset", help="default: the training run's (config.json)")
-    parser.add_argument("--epochs", type=_positive_int, default=1)
-    parser.add_argument("--steps-per-epoch", type=_positive_int,
+    parser.add_argument("--epochs", type=positive_int, default=1)
+    parser.add_argument("--steps-per-epoch", type=positive_int,
                         help="default: the whole training split")
-    parser.add_argument("--batch-size", type=_positive_int, default=128)
-    parser.add_argument("--learning-rate", type=_rate, default=1e-4,
+    parser.add_argument("--batch-size", type=positive_int, default=128)
+    parser.add_argument("--learning-rate", type=open_fraction, default=1e-4,
                         help="SGD peak rate, cosine to 0 (default: %(default)s)")
-    parser.add_argument("--calibration-batches", type=_positive_int, default=8)
+    parser.add_argument("--calibration-batches", type=positive_int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--preprocess", default="auto",
                         help="auto, none or an application model name")
-    parser.add_argument("--prune-sparsity", type=_rate,
+    parser.add_argument("--prune-sparsity", type=open_fraction,
                         help="also prune the dynamic layers' kernel stacks to "
                              "this sparsity while fine-tuning (tfmot's schedule)")
-    parser.add_argument("--train-limit", type=_positive_int)
-    parser.add_argument("--eval-limit", type=_positive_int)
+    parser.add_argument("--train-limit", type=positive_int)
+    parser.add_argument("--eval-limit", type=positive_int)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     args = parser.parse_args(argv)
     if not os.path.isfile(args.model):
