@@ -11,7 +11,7 @@ the result to int8, verifies it in LiteRT and measures it, all on the whole
 evaluation split; prints the three top-1 figures and writes them to
 DIR/metrics.json. Needs the `tfmot` extra: pip install 'keras-dynconv[tfmot]'.
 A killed run resumes at its last finished epoch. Exit status: 0 done,
-2 bad input.
+2 bad input or a conversion LiteRT refused.
 """
 
 import argparse
@@ -64,6 +64,7 @@ def main(argv=None):
         print(f"python -m training.qat: error: {error}", file=sys.stderr)
         return 2
     from keras_dynconv.quantization import qat_run
+    from keras_dynconv.tflite.converter import ConversionError
 
     try:
         result = qat_run.run(
@@ -75,7 +76,7 @@ def main(argv=None):
             preprocess=args.preprocess, train_limit=args.train_limit,
             eval_limit=args.eval_limit, prune_sparsity=args.prune_sparsity,
             verbose=args.verbose)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ConversionError) as error:
         print(f"python -m training.qat: error: {error}", file=sys.stderr)
         return 2
     print(json.dumps(result.to_dict(), indent=1))
