@@ -484,15 +484,18 @@ def test_fake_quantised_model_has_the_int8_files_error(dynamic):
     through the fake quantization, the converter's on float tensors, so the
     grids differ by a fraction of a step.)"""
     # Logits: a softmax output's own int8 step would hide the difference.
+    # Its own seeds: on random models the ratio varies (0.7-1.1 over seeds
+    # measured), so the test fixes one rather than depend on test order.
     keras.utils.set_random_seed(0)
     model = kdc.applications.SmallCNN(dynamic=dynamic, classifier_activation=None)
     randomize_batch_norm(model, seed=3)
-    images = RNG.uniform(0, 255, size=(64, 28, 28, 1)).astype("float32")
+    images = np.random.default_rng(0).uniform(0, 255, size=(128, 28, 28, 1)).astype("float32")
     qat = quantization.quantize_aware_model(model)
-    quantization.calibrate(qat, images)
+    quantization.calibrate(qat, images[:64])
     stripped = quantization.strip_quantization(qat)
-    content = kdc.tflite.convert(stripped, quantization="int8", representative_data=images)
-    test = images[:32]
+    content = kdc.tflite.convert(stripped, quantization="int8",
+                                 representative_data=images[:64])
+    test = images[64:]
     float_logits = stripped.predict(test, verbose=0)
     int8_error = np.sqrt(np.mean((kdc.tflite.runtime.predict(content, test) - float_logits) ** 2))
     fake_quant_error = np.sqrt(np.mean((qat.predict(test, verbose=0) - float_logits) ** 2))
