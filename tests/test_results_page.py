@@ -44,7 +44,7 @@ def _qat_result(variant_float, ptq, qat):
         model="m", dynamic=True, dataset="fashion_mnist:full", eval_images=10000,
         float_accuracy=variant_float, ptq_int8_accuracy=ptq, qat_keras_accuracy=qat,
         qat_float_accuracy=variant_float, qat_int8_accuracy=qat, qat_int8_verified=True,
-        qat_int8_agreement=0.99, qat_int8_float_agreement=0.98,
+        qat_int8_agreement=0.99, qat_int8_fake_quant_agreement=0.98,
         kernel_sparsity=0.0, int8_bytes=2_000_000, int8_gzip_bytes=1_500_000, epochs=1,
         steps=200, learning_rate=1e-4, train_seconds=1.0, resumed_from_epoch=0,
         output_dir="o")
