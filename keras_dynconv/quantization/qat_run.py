@@ -17,11 +17,11 @@ BatchNorm folded), `model_int8.tflite` (written only when its
 verification passes), `ptq_int8.tflite`, `training_log.csv`, `logs/` and
 `metrics.json` (a finished run is read back, not run again).
 
-Example:
+Example (minutes on a CPU, so not a doctest; tests/test_quantization.py
+runs a small one)::
 
->>> result = run("runs/demo/dynamic/model.keras", "/tmp/qat",
-...              dataset="fashion_mnist:embedded", epochs=1)  # doctest: +SKIP
->>> result.qat_int8_accuracy - result.float_accuracy  # doctest: +SKIP
+    result = run("runs/demo/dynamic/model.keras", "/tmp/qat", steps_per_epoch=200)
+    print(result.qat_int8_accuracy - result.float_accuracy)
 """
 
 import dataclasses
