@@ -407,6 +407,25 @@ def test_qat_run_measures_float_ptq_and_qat_and_resumes(small_models, tmp_path):
     assert json.loads((out / qat_run.METRICS).read_text())["steps"] == 4
 
 
+def test_qat_run_records_a_conversion_litert_refuses(small_models, tmp_path, monkeypatch):
+    model_path = tmp_path / "model.keras"
+    small_models[False].save(model_path)
+
+    def refuse(*args, **kwargs):
+        raise kdc.tflite.ConversionError("LiteRT cannot run the converted model (failed to prepare)")
+
+    monkeypatch.setattr(qat_run, "convert", refuse)
+    out = tmp_path / "qat"
+    result = qat_run.run(str(model_path), str(out), dataset="fashion_mnist:embedded",
+                         batch_size=32, steps_per_epoch=1, train_limit=64, eval_limit=32,
+                         calibration_batches=1, verbose=0, preprocess="none")
+    assert result.ptq_int8_accuracy is None and "failed to prepare" in result.ptq_int8_error
+    assert result.qat_int8_accuracy is None and not result.qat_int8_verified
+    assert "failed to prepare" in result.qat_int8_error and result.steps == 1
+    assert not (out / "model_int8.tflite").exists() and (out / "qat_model.keras").exists()
+    assert qat_run.run(str(model_path), str(out)) == result  # read back
+
+
 # -- the CLI's bad input ------------------------------------------------------------
 
 @pytest.mark.parametrize("argv,message", [

@@ -42,10 +42,13 @@ def _qat_result(variant_float, ptq, qat):
 
     return QatResult(
         model="m", dynamic=True, dataset="fashion_mnist:full", eval_images=10000,
-        float_accuracy=variant_float, ptq_int8_accuracy=ptq, qat_keras_accuracy=qat,
-        qat_float_accuracy=variant_float, qat_int8_accuracy=qat, qat_int8_verified=True,
-        qat_int8_agreement=0.99, qat_int8_fake_quant_agreement=0.98,
-        kernel_sparsity=0.0, int8_bytes=2_000_000, int8_gzip_bytes=1_500_000, epochs=1,
+        float_accuracy=variant_float, ptq_int8_accuracy=ptq, ptq_int8_error=None,
+        qat_keras_accuracy=qat or 0.5, qat_float_accuracy=variant_float,
+        qat_int8_accuracy=qat, qat_int8_error=None if qat else "XNNPACK failed to prepare",
+        qat_int8_verified=bool(qat), qat_int8_agreement=0.99 if qat else None,
+        qat_int8_fake_quant_agreement=0.98 if qat else None,
+        kernel_sparsity=0.0, int8_bytes=2_000_000 if qat else None,
+        int8_gzip_bytes=1_500_000 if qat else None, epochs=1,
         steps=200, learning_rate=1e-4, train_seconds=1.0, resumed_from_epoch=0,
         output_dir="o")
 
@@ -55,14 +58,16 @@ def test_qat_section_summarises_seeds_and_replaces_only_itself():
                         reason="the `tfmot` extra is not installed")
     from training import qat_results
 
-    args = qat_results.parse_args(["--seeds", "0", "1", "--variants", "dy"])
+    args = qat_results.parse_args(["--seeds", "0", "1", "2", "--variants", "dy"])
     runs = {("dy", 0): _qat_result(0.80, 0.79, 0.798),
-            ("dy", 1): _qat_result(0.82, 0.80, 0.81)}
+            ("dy", 1): _qat_result(0.82, 0.80, 0.81),
+            ("dy", 2): _qat_result(0.81, 0.80, None)}
     text = qat_results.section(args, runs)
+    assert "| dy | 2 | 0.8100 | 0.8000 | refused | -1.00 | - | no (conversion refused by LiteRT) |" in text
     assert ("| dy | 0 | 0.8000 | 0.7900 | 0.7980 | -1.00 | -0.20 | yes (99.0 %; 98.0 %) | 0.00 "
             "| 2.00 (1.50) |") in text
-    # QAT - float: -0.20 and -1.00 points; one seed within 0.5 points.
-    assert "| dy | 2 | 0.8100 ± 0.0141 | -1.50 ± 0.71 | -0.60 ± 0.57 | 1 of 2 |" in text
+    # QAT - float: -0.20 and -1.00 points (seed 2 refused); one seed within 0.5.
+    assert "| dy | 3 | 0.8100 ± 0.0100 | -1.33 ± 0.58 | -0.60 ± 0.57 (1 refused) | 1 of 3 |" in text
     page = "# Results\n\nfloat table\n\n" + results.QAT_HEADING + "\n\nold section\n"
     replaced = qat_results.replace_section(page, text)
     assert replaced.startswith("# Results\n\nfloat table\n\n" + results.QAT_HEADING)

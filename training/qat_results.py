@@ -77,6 +77,39 @@ def _summary(values):
     return statistics.mean(values), spread
 
 
+def _top1(accuracy):
+    return "refused" if accuracy is None else f"{accuracy:.4f}"
+
+
+def _points(accuracy, run):
+    return "-" if accuracy is None else f"{100 * (accuracy - run.float_accuracy):+.2f}"
+
+
+def _verified(run):
+    if run.qat_int8_accuracy is None:
+        return "no (conversion refused by LiteRT)"
+    return (f"{'yes' if run.qat_int8_verified else 'no'} "
+            f"({100 * run.qat_int8_agreement:.1f} %; "
+            f"{100 * run.qat_int8_fake_quant_agreement:.1f} %)")
+
+
+def _size(run):
+    if run.int8_bytes is None:
+        return "-"
+    return f"{run.int8_bytes / 1e6:.2f} ({run.int8_gzip_bytes / 1e6:.2f})"
+
+
+def _mean_points(runs, field):
+    """Mean ± std of `field` - float over the runs that converted."""
+    values = [100 * (getattr(r, field) - r.float_accuracy) for r in runs
+              if getattr(r, field) is not None]
+    if not values:
+        return "-"
+    mean, spread = _summary(values)
+    refused = len(runs) - len(values)
+    return f"{mean:+.2f} ± {spread:.2f}" + (f" ({refused} refused)" if refused else "")
+
+
 def section(args, results):
     import tensorflow as tf
 
@@ -112,13 +145,10 @@ def section(args, results):
     ]
     for (variant, seed), r in sorted(results.items()):
         lines.append(
-            f"| {variant} | {seed} | {r.float_accuracy:.4f} | {r.ptq_int8_accuracy:.4f} | "
-            f"{r.qat_int8_accuracy:.4f} | "
-            f"{100 * (r.ptq_int8_accuracy - r.float_accuracy):+.2f} | "
-            f"{100 * (r.qat_int8_accuracy - r.float_accuracy):+.2f} | "
-            f"{'yes' if r.qat_int8_verified else 'no'} ({100 * r.qat_int8_agreement:.1f} %; "
-            f"{100 * r.qat_int8_fake_quant_agreement:.1f} %) | {r.kernel_sparsity:.2f} | "
-            f"{r.int8_bytes / 1e6:.2f} ({r.int8_gzip_bytes / 1e6:.2f}) |")
+            f"| {variant} | {seed} | {r.float_accuracy:.4f} | {_top1(r.ptq_int8_accuracy)} | "
+            f"{_top1(r.qat_int8_accuracy)} | {_points(r.ptq_int8_accuracy, r)} | "
+            f"{_points(r.qat_int8_accuracy, r)} | {_verified(r)} | "
+            f"{r.kernel_sparsity:.2f} | {_size(r)} |")
     lines += ["", "| variant | seeds | float | PTQ - float (points) | QAT - float "
               "(points) | seeds with QAT within 0.5 points |", "|---|---|---|---|---|---|"]
     for variant in args.variants:
@@ -126,13 +156,12 @@ def section(args, results):
         if not runs:
             continue
         mean_float, std_float = _summary([r.float_accuracy for r in runs])
-        ptq = _summary([100 * (r.ptq_int8_accuracy - r.float_accuracy) for r in runs])
-        qat = _summary([100 * (r.qat_int8_accuracy - r.float_accuracy) for r in runs])
-        within = sum(abs(r.qat_int8_accuracy - r.float_accuracy) <= 0.005 for r in runs)
+        within = sum(r.qat_int8_accuracy is not None
+                     and abs(r.qat_int8_accuracy - r.float_accuracy) <= 0.005 for r in runs)
         lines.append(
             f"| {variant} | {len(runs)} | {mean_float:.4f} ± {std_float:.4f} | "
-            f"{ptq[0]:+.2f} ± {ptq[1]:.2f} | {qat[0]:+.2f} ± {qat[1]:.2f} | "
-            f"{within} of {len(runs)} |")
+            f"{_mean_points(runs, 'ptq_int8_accuracy')} | "
+            f"{_mean_points(runs, 'qat_int8_accuracy')} | {within} of {len(runs)} |")
     lines += ["", "Mean ± sample standard deviation over seeds. \"Verified\": the QAT "
               "int8 file passes the check every conversion gets, "
               "`kdc.tflite.verify`'s int8 criteria (top-1 agreement >= 98 %, "
@@ -168,7 +197,7 @@ def main(argv=None):
                 prune_sparsity=sparsity, verbose=args.verbose)
             r = results[variant, seed]
             print(f"[qat-results] {variant} seed {seed}: float {r.float_accuracy:.4f}, "
-                  f"PTQ {r.ptq_int8_accuracy:.4f}, QAT {r.qat_int8_accuracy:.4f}",
+                  f"PTQ {_top1(r.ptq_int8_accuracy)}, QAT {_top1(r.qat_int8_accuracy)}",
                   flush=True)
     text = section(args, results)
     page = open(args.doc).read() if os.path.exists(args.doc) else ""

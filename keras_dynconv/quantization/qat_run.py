@@ -29,6 +29,7 @@ import gzip
 import json
 import os
 import time
+from typing import Optional
 
 import keras
 import numpy as np
@@ -38,6 +39,7 @@ from keras_dynconv.quantization.kernel_pruning import KernelPruning
 from keras_dynconv.utils.tfmot_import import require_tfmot
 from keras_dynconv.tflite import runtime
 from keras_dynconv.tflite.converter import CALIBRATION_IMAGES
+from keras_dynconv.tflite.converter import ConversionError
 from keras_dynconv.tflite.converter import convert
 from keras_dynconv.tflite.images import preprocess_for
 from keras_dynconv.tflite.model_source import load_model
@@ -65,6 +67,9 @@ class QatResult:
     images, as any conversion is checked; `qat_int8_agreement` is that
     top-1 agreement, `qat_int8_fake_quant_agreement` the agreement with the
     fake-quantised model.
+    A conversion LiteRT refuses (the intermittent XNNPACK "failed to
+    prepare", docs/tflite.md) leaves its accuracy None and its reason in
+    `ptq_int8_error` / `qat_int8_error`; the run still finishes.
     `kernel_sparsity`: the zero fraction of the dynamic layers' kernel
     stacks (pruned with `prune_sparsity`); `int8_bytes`, `int8_gzip_bytes`:
     the QAT int8 file, as stored and gzip-compressed.
@@ -75,22 +80,24 @@ class QatResult:
     dataset: str
     eval_images: int
     float_accuracy: float
-    ptq_int8_accuracy: float
+    ptq_int8_accuracy: Optional[float]
     qat_keras_accuracy: float
     qat_float_accuracy: float
-    qat_int8_accuracy: float
+    qat_int8_accuracy: Optional[float]
     qat_int8_verified: bool
-    qat_int8_agreement: float
-    qat_int8_fake_quant_agreement: float
+    qat_int8_agreement: Optional[float]
+    qat_int8_fake_quant_agreement: Optional[float]
     kernel_sparsity: float
-    int8_bytes: int
-    int8_gzip_bytes: int
+    int8_bytes: Optional[int]
+    int8_gzip_bytes: Optional[int]
     epochs: int
     steps: int
     learning_rate: float
     train_seconds: float
     resumed_from_epoch: int
     output_dir: str
+    ptq_int8_error: Optional[str] = None
+    qat_int8_error: Optional[str] = None
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -117,6 +124,21 @@ def _arrays(dataset, steps=None):
         images.append(batch_images.numpy())
         labels.append(np.argmax(batch_labels.numpy(), axis=-1))
     return np.concatenate(images), np.concatenate(labels)
+
+
+def _int8(model, calibration):
+    """`(tflite bytes, None)`, or `(None, reason)` when the converter or
+    LiteRT refuses the model."""
+    try:
+        return convert(model, quantization="int8",
+                       representative_data=calibration[:CALIBRATION_IMAGES]), None
+    except ConversionError as error:
+        _log(f"int8 conversion refused: {error}")
+        return None, str(error)
+
+
+def _format(accuracy, error):
+    return f"{accuracy:.4f}" if error is None else "conversion refused"
 
 
 def _kernel_sparsity(model):
@@ -237,11 +259,12 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         eval_limit=eval_limit).train, calibration_batches)
 
     float_accuracy = _keras_accuracy(float_model, eval_images, eval_labels)
-    ptq = convert(float_model, quantization="int8",
-                  representative_data=calibration[:CALIBRATION_IMAGES])
-    atomic_files.write_bytes(ptq, os.path.join(output_dir, "ptq_int8.tflite"))
-    ptq_accuracy = _litert_accuracy(ptq, eval_images, eval_labels)
-    _log(f"float {float_accuracy:.4f}, post-training int8 {ptq_accuracy:.4f} "
+    ptq, ptq_error = _int8(float_model, calibration)
+    ptq_accuracy = None
+    if ptq is not None:
+        atomic_files.write_bytes(ptq, os.path.join(output_dir, "ptq_int8.tflite"))
+        ptq_accuracy = _litert_accuracy(ptq, eval_images, eval_labels)
+    _log(f"float {float_accuracy:.4f}, post-training int8 {_format(ptq_accuracy, ptq_error)} "
          f"({len(eval_labels)} evaluation images)")
 
     if seed is not None:
@@ -281,37 +304,41 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
 
     fine_tuned = qat_model.strip_quantization(quantized)
     durability.save_model(fine_tuned, os.path.join(output_dir, "qat_model.keras"))
-    content = convert(fine_tuned, quantization="int8",
-                      representative_data=calibration[:CALIBRATION_IMAGES])
-    # The converter's own check: the file against the float model it was
-    # converted from. Its agreement with the fake-quantised model is
-    # recorded beside (that one rounds on slightly different grids, so
-    # two independent roundings disagree more: docs/quantization.md).
-    verification = verify(fine_tuned, content, eval_images[:VERIFY_IMAGES],
-                          eval_labels[:VERIFY_IMAGES], quantization="int8")
-    against_fake_quant = verify(quantized, content, eval_images[:VERIFY_IMAGES],
-                                eval_labels[:VERIFY_IMAGES], quantization="int8")
-    _log(verification.format())
-    _log(f"top-1 agreement with the fake-quantised model: "
-         f"{100 * against_fake_quant.top1_agreement:.2f} %")
-    if verification.passed:
-        atomic_files.write_bytes(content, os.path.join(output_dir, "model_int8.tflite"))
+    content, qat_error = _int8(fine_tuned, calibration)
+    int8 = {"qat_int8_accuracy": None, "qat_int8_verified": False,
+            "qat_int8_agreement": None, "qat_int8_fake_quant_agreement": None,
+            "int8_bytes": None, "int8_gzip_bytes": None}
+    if content is not None:
+        # The converter's own check: the file against the float model it was
+        # converted from. Its agreement with the fake-quantised model is
+        # recorded beside (that one rounds on slightly different grids, so
+        # their roundings are independent: docs/quantization.md).
+        verification = verify(fine_tuned, content, eval_images[:VERIFY_IMAGES],
+                              eval_labels[:VERIFY_IMAGES], quantization="int8")
+        against_fake_quant = verify(quantized, content, eval_images[:VERIFY_IMAGES],
+                                    eval_labels[:VERIFY_IMAGES], quantization="int8")
+        _log(verification.format())
+        _log(f"top-1 agreement with the fake-quantised model: "
+             f"{100 * against_fake_quant.top1_agreement:.2f} %")
+        if verification.passed:
+            atomic_files.write_bytes(content, os.path.join(output_dir, "model_int8.tflite"))
+        int8 = {"qat_int8_accuracy": _litert_accuracy(content, eval_images, eval_labels),
+                "qat_int8_verified": bool(verification.passed),
+                "qat_int8_agreement": verification.top1_agreement,
+                "qat_int8_fake_quant_agreement": against_fake_quant.top1_agreement,
+                "int8_bytes": len(content), "int8_gzip_bytes": len(gzip.compress(content))}
     result = QatResult(
         model=float_model.name, dynamic=bool(dynamic_layers(float_model)),
         dataset=dataset, eval_images=int(len(eval_labels)),
         float_accuracy=float_accuracy, ptq_int8_accuracy=ptq_accuracy,
-        qat_keras_accuracy=qat_keras_accuracy,
+        ptq_int8_error=ptq_error, qat_keras_accuracy=qat_keras_accuracy,
         qat_float_accuracy=_keras_accuracy(fine_tuned, eval_images, eval_labels),
-        qat_int8_accuracy=_litert_accuracy(content, eval_images, eval_labels),
-        qat_int8_verified=bool(verification.passed),
-        qat_int8_agreement=verification.top1_agreement,
-        qat_int8_fake_quant_agreement=against_fake_quant.top1_agreement,
-        kernel_sparsity=_kernel_sparsity(fine_tuned), int8_bytes=len(content),
-        int8_gzip_bytes=len(gzip.compress(content)), epochs=epochs,
+        qat_int8_error=qat_error, kernel_sparsity=_kernel_sparsity(fine_tuned),
+        epochs=epochs,
         steps=int(keras.ops.convert_to_numpy(quantized.optimizer.iterations)),
         learning_rate=learning_rate, train_seconds=seconds,
-        resumed_from_epoch=initial_epoch, output_dir=output_dir)
+        resumed_from_epoch=initial_epoch, output_dir=output_dir, **int8)
     atomic_files.write_json(result.to_dict(), metrics_path)
-    _log(f"QAT int8 {result.qat_int8_accuracy:.4f} (float {float_accuracy:.4f}, "
-         f"post-training int8 {ptq_accuracy:.4f})")
+    _log(f"QAT int8 {_format(result.qat_int8_accuracy, qat_error)} (float "
+         f"{float_accuracy:.4f}, post-training int8 {_format(ptq_accuracy, ptq_error)})")
     return result
