@@ -93,10 +93,9 @@ def main(argv=None):
     shape = serving_input_shape(model)
     test = images_for(model, args.data, shape, argument="--data", model_path=args.model,
                       preprocess=args.preprocess, limit=max(args.images, args.accuracy_images))
-    content = kdc.tflite.convert(model, quantization="int8", representative_data=args.data,
-                                 preprocess=args.preprocess) if args.preprocess != "auto" \
-        else kdc.tflite.convert(args.model, quantization="int8",
-                                representative_data=args.data)
+    # From the path, so that "auto" preprocessing reads the run's config.json.
+    content = kdc.tflite.convert(args.model, quantization="int8",
+                                 representative_data=args.data, preprocess=args.preprocess)
     folded = batch_norm_folding.fold_batch_norm(model)
     interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()

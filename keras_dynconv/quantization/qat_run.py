@@ -158,7 +158,7 @@ def _litert_accuracy(content, images, labels):
 
 
 def check_arguments(*, epochs, batch_size, learning_rate, calibration_batches,
-                    steps_per_epoch):
+                    steps_per_epoch, prune_sparsity=None):
     """Raises ValueError naming a bad number and its value."""
     for name, value, minimum in (("epochs", epochs, 1), ("batch_size", batch_size, 1),
                                  ("calibration_batches", calibration_batches, 1)):
@@ -172,6 +172,9 @@ def check_arguments(*, epochs, batch_size, learning_rate, calibration_batches,
     if not (isinstance(learning_rate, (int, float)) and 0 < learning_rate < 1):
         raise ValueError("`learning_rate` must be in (0, 1). "
                          f"Received: learning_rate={learning_rate!r}")
+    if prune_sparsity is not None and not 0 < prune_sparsity < 1:
+        raise ValueError("`prune_sparsity` must be in (0, 1). "
+                         f"Received: prune_sparsity={prune_sparsity!r}")
 
 
 def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
@@ -209,13 +212,10 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
         FileNotFoundError, ValueError: a bad argument, named with its value.
     """
     require_tfmot()
-    if prune_sparsity is not None and not 0 < prune_sparsity < 1:
-        raise ValueError("`prune_sparsity` must be in (0, 1). "
-                         f"Received: prune_sparsity={prune_sparsity!r}")
     check_arguments(epochs=epochs, batch_size=batch_size,
                     learning_rate=learning_rate,
                     calibration_batches=calibration_batches,
-                    steps_per_epoch=steps_per_epoch)
+                    steps_per_epoch=steps_per_epoch, prune_sparsity=prune_sparsity)
     metrics_path = os.path.join(output_dir, METRICS)
     if os.path.exists(metrics_path):
         with open(metrics_path) as f:
