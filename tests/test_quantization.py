@@ -207,12 +207,10 @@ def test_dynamic_wrapper_matches_per_sample_reference(name, batch):
         effective = np.tensordot(attention, np.moveaxis(
             wide.reshape(*wide.shape[:3], k, out), -2, 0), axes=1)
     else:
-        kernels, scale = (t.numpy() for t in wrapped.quantized_kernels(attention, training=False))
-        unscaled = reference.conv_per_sample(layer, x, kernels)
-        expected = (_fake_quant(unscaled, wrapped._unscaled_slot) * scale
-                    + biases[:, None, None])
-        effective = kernels * scale.reshape(kernels.shape[-2:] if layer.KIND == "depthwise"
-                                            else (-1,))
+        # The int8 file's kernel: the mixed one on its [-1, 1] grid, read
+        # with each channel's scale; the conv's output is rounded once.
+        effective = wrapped.quantized_kernels(attention, training=False).numpy()
+        expected = reference.conv_per_sample(layer, x, effective) + biases[:, None, None]
     np.testing.assert_allclose(outputs, expected, rtol=1e-4, atol=1e-4)
     # The kernels are the float mixed kernels up to int8 rounding.
     top = np.abs(layer.kernel.numpy()).max()

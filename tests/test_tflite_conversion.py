@@ -107,6 +107,60 @@ def test_xnnpack_takes_the_pointwise_form_and_the_report_says_what_it_leaves():
         kdc_tflite.format_report(report))
 
 
+# Input channels whose ranges span 55x, as a trained network's do.
+CHANNEL_RANGES = np.exp(np.linspace(-2, 2, 6))
+
+
+def _batch_norm_block_model():
+    """Dynamic depthwise and 1x1 layers with a BatchNorm each, as in
+    DY-MobileNet (folded, they tie the biases; the ReLU6 fuses into the op).
+    The first BatchNorm scales each channel by the inverse of its input's
+    range, as training does: the convs' outputs before that scale span the
+    inputs' ranges, and a per-tensor rounding of them costs the small
+    channels most."""
+    keras.utils.set_random_seed(3)
+    inputs = keras.Input((12, 12, 6))
+    x = kdc.layers.DynamicDepthwiseConv2D(3, 2, "same", 2, use_bias=False)(inputs)
+    x = keras.layers.ReLU(6.0)(keras.layers.BatchNormalization()(x))
+    x = kdc.layers.DynamicConv2D(8, 1, use_bias=False)(x)
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(x))
+    first, second = [layer for layer in model.layers
+                     if isinstance(layer, keras.layers.BatchNormalization)]
+    rng = np.random.default_rng(3)
+    first.gamma.assign(np.repeat(1 / CHANNEL_RANGES, 2))  # depth multiplier 2
+    second.gamma.assign(np.exp(rng.uniform(-1, 1, 8)))
+    first.beta.assign(rng.normal(0, 0.5, 12))
+    second.beta.assign(rng.normal(0, 0.5, 8))
+    kdc.utils.set_temperature(model, 1.0)
+    return model
+
+
+def test_int8_run_time_kernels_get_per_channel_scales(monkeypatch):
+    from keras_dynconv.tflite import per_channel_kernels
+
+    model = _batch_norm_block_model()
+    calibration, x = (_images(64, seed) * CHANNEL_RANGES for seed in (4, 5))
+    expected = model.predict(x, verbose=0)
+    content = kdc_tflite.convert(model, quantization="int8",
+                                 representative_data=calibration)
+    with monkeypatch.context() as patch:  # the file as the converter makes it
+        patch.setattr(per_channel_kernels, "rewrite", lambda c: (c, 0))
+        per_tensor = kdc_tflite.convert(model, quantization="int8",
+                                        representative_data=calibration)
+    assert per_channel_kernels.rewrite(content)[1] == 0  # nothing left to do
+    assert per_channel_kernels.rewrite(per_tensor) == (content, 2)
+    before = kdc_tflite.compatibility.op_counts(per_tensor)
+    after = kdc_tflite.compatibility.op_counts(content)
+    # The two 1x1 scale ops go; the 1x1 layer's BATCH_MATMUL becomes a CONV_2D.
+    assert after["DEPTHWISE_CONV_2D"] == before["DEPTHWISE_CONV_2D"] - 2
+    assert after.get("BATCH_MATMUL", 0) == before["BATCH_MATMUL"] - 1
+    assert after.get("CONV_2D", 0) == before.get("CONV_2D", 0) + 1
+    # One rounding of the conv's output instead of two: closer to float.
+    error = {name: np.sqrt(np.mean((kdc_tflite.runtime.predict(c, x) - expected) ** 2))
+             for name, c in (("per_channel", content), ("per_tensor", per_tensor))}
+    assert error["per_channel"] < 0.8 * error["per_tensor"], error  # measured 0.69x
+
+
 def test_batch_norm_folds_exactly_into_the_dynamic_layers():
     model = kdc.applications.DYMobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,

@@ -199,10 +199,13 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
       `"mixture"` (k x k convs): one conv with K x out constant filters,
       each quantised per output channel, its output quantised, then mixed
       by the attention. Otherwise the kernel stack is
-      normalised per output channel, quantised per tensor, mixed, the mixed
-      kernel quantised to the fixed range [-1, 1]; the conv's output is
-      quantised, then multiplied by the per-channel scale (see
-      `BaseDynamicConv._int8_normalised_kernel_stack`).
+      normalised per output channel, quantised per tensor, mixed, and the
+      mixed kernel quantised to the fixed range [-1, 1]; the converter's
+      file reads those int8 values with each channel's scale
+      (`BaseDynamicConv._int8_normalised_kernel_stack`,
+      `keras_dynconv.tflite.per_channel_kernels`), so the conv computes
+      with the mixed kernel times the scale, and its output is rounded
+      once.
     - The output, unless LiteRT fuses the next activation into the op.
 
     The per-sample convolution of the other forms uses the training
@@ -261,9 +264,6 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
             self._stack_slot = QuantizerSlot(self, "normalised_kernel", "weight")
             self._mixed_slot = QuantizerSlot(self, "mixed_kernel", "fixed",
                                              fixed_range=(-1.0, 1.0))
-            # The channel scales are exact (a per-channel 1x1 depthwise
-            # filter); the conv's output they scale is quantised per tensor.
-            self._unscaled_slot = QuantizerSlot(self, "unscaled_output", "activation")
         self._build_io_slots()
 
     def attention(self, inputs, training=None):
@@ -295,8 +295,8 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
 
     def quantized_kernels(self, attention, training=None):
         """For the other forms: `(batch, *kernel_shape)` mixed kernels as the
-        int8 model computes them (dequantised) and the per-channel scale
-        that multiplies the conv's output back."""
+        int8 model computes them (dequantised): on [-1, 1] in steps of
+        1/127, times each output channel's scale."""
         layer = self.layer
         stack = tf.convert_to_tensor(layer.kernel)
         kernel_shape = tuple(stack.shape[1:])
@@ -306,7 +306,7 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
         normalised = self._stack_slot(
             tf.reshape(stack / scale, (layer.num_kernels, -1)), training)
         mixed = self._mixed_slot(keras.ops.matmul(attention, normalised), training)
-        return keras.ops.reshape(mixed, (-1, *kernel_shape)), tf.reshape(scale, (-1,))
+        return keras.ops.reshape(mixed, (-1, *kernel_shape)) * scale
 
     def _mixture(self, inputs, attention, training):
         """sum_k attention_k conv(x, W_k): one conv with K * out filters, its
@@ -324,7 +324,7 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
 
     def _convolve(self, inputs, attention, training):
         layer = self.layer
-        kernels, scale = self.quantized_kernels(attention, training)
+        kernels = self.quantized_kernels(attention, training)
         formulation = formulation_policy.choose(
             layer.KIND, layer.kernel_size,
             layer._output_size(tuple(inputs.shape[1:3])),
@@ -336,7 +336,7 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
                else per_sample_conv.DEPTHWISE_CONV2D)
         outputs = ops[formulation](inputs, keras.ops.cast(kernels, inputs.dtype),
                                    layer.strides, layer.padding, layer.dilation_rate)
-        return self._unscaled_slot(outputs, training) * keras.ops.cast(scale, outputs.dtype)
+        return outputs
 
     def call(self, inputs, training=None):
         layer = self.layer

@@ -207,6 +207,10 @@ def convert(model, *, quantization="none", representative_data=None,
             f"The TFLite converter refused the model ({type(error).__name__}: "
             f"{str(error).strip().splitlines()[-1][:300]})"
         ) from error
+    if quantization == "int8" and dynamic_layers(model):
+        from keras_dynconv.tflite import per_channel_kernels  # needs LiteRT
+
+        content, _ = per_channel_kernels.rewrite(content)
     try:
         _check_runs(content, shape)
     except Exception as error:
