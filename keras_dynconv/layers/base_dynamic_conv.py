@@ -395,6 +395,12 @@ class BaseDynamicConv(keras.layers.Layer):
         computed at run time (with a calibrated, asymmetric range int8
         CONV_2D fails to allocate, DEPTHWISE_CONV_2D is silently wrong and
         XNNPACK refuses the matmul).
+
+        The converter then rounds the conv's output per tensor before the
+        scales are applied; `keras_dynconv.tflite.per_channel_kernels`
+        moves the scales into the run-time kernel's per-channel int8
+        quantization after conversion, which removes that rounding and the
+        `scale_channels` op.
         """
         with tf.init_scope():  # the current weights, as constants
             stack = keras.ops.convert_to_numpy(self.kernel).astype(np.float64)

@@ -139,7 +139,10 @@ _EXPORT_FLOAT = {
 # exact to int8 rounding. Against the static int8 twin: 1x1 batched matmul
 # 1.7-4.0x from 14x14 up, 20x at 7x7; k x k: the mixture (constant
 # per-channel filters) 10x, the im2col matmul 44x; depthwise: the
-# run-time-filter op 4.0-5.6x, the mixture 51-69x.
+# run-time-filter op 4.0-5.6x, the mixture 51-69x. (Measured before
+# `keras_dynconv.tflite.per_channel_kernels`, which after conversion gives
+# the run-time kernels per-channel scales and turns the 1x1 batched matmul
+# into a 1x1 CONV_2D: one rounding of the output instead of two.)
 _EXPORT_INT8 = {
     # The mixture at 7x7 1x1 layers (16x against the matmul's 20x alone)
     # makes XNNPACK fail to prepare a whole int8 DY-MobileNetV2: not used.
