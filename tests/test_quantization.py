@@ -519,6 +519,37 @@ def test_fake_quantised_model_has_the_int8_files_error(dynamic):
     assert 0.7 < fake_quant_error / int8_error < 1.4, (fake_quant_error, int8_error)
 
 
+@pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dy"])
+def test_export_model_carries_the_learned_ranges_into_the_int8_file(small_models, dynamic):
+    """The int8 file of `export_model` rounds on the quantization-aware
+    model's grids, not on ranges the converter calibrates afresh."""
+    qat = quantization.quantize_aware_model(small_models[dynamic])
+    images = RNG.uniform(0, 255, size=(32, 28, 28, 1)).astype("float32")
+    quantization.calibrate(qat, images)
+    # Ranges as training leaves them: not what calibration on these images gives.
+    slots = _activation_slots(qat) + [
+        getattr(layer, f"_{name}_slot") for layer in qat.layers
+        if isinstance(layer, quantization.DynamicQuantizeWrapper)
+        for name in ("pooled", "hidden", "logits")]
+    for slot in slots:
+        slot.min_var.assign(slot.min_var * 1.5)
+        slot.max_var.assign(slot.max_var * 1.5)
+    learned = {(float(s.max_var.numpy()) - float(s.min_var.numpy())) / 255 for s in slots}
+    exported = quantization.export_model(qat)
+    assert any(isinstance(l, quantization.qat_model.PinnedRanges) for l in exported.layers)
+
+    def scales_found(content):
+        scales = [d["quantization"][0] for d in
+                  kdc.tflite.runtime.interpreter(content).get_tensor_details()]
+        return {s for s in learned if any(np.isclose(s, scales, rtol=1e-5))}
+
+    pinned = kdc.tflite.convert(exported, quantization="int8", representative_data=images)
+    calibrated = kdc.tflite.convert(quantization.strip_quantization(qat),
+                                    quantization="int8", representative_data=images)
+    assert len(scales_found(pinned)) >= 0.9 * len(learned), (scales_found(pinned), learned)
+    assert not scales_found(calibrated)
+
+
 def test_a_resumed_pruning_keeps_its_zeros_after_the_schedule_ends():
     from keras_dynconv.quantization.kernel_pruning import KernelPruning
 

@@ -101,6 +101,12 @@ class BaseDynamicConv(keras.layers.Layer):
         self.bias_constraint = keras.constraints.get(bias_constraint)
         self.input_spec = keras.layers.InputSpec(ndim=4)
         self._last_formulation = None
+        #: `{"pooled" | "hidden" | "logits": (min, max)}`: int8 ranges of the
+        #: attention's activations, pinned in a full-integer export (as
+        #: FakeQuant ops the converter reads). Set by
+        #: `keras_dynconv.quantization.export_model` from the ranges
+        #: quantization-aware training learned; None: calibrated.
+        self.int8_attention_ranges = None
 
     def _kernel_shape(self, in_channels):
         """Shape of ONE kernel, e.g. (kh, kw, in, filters)."""
@@ -267,21 +273,32 @@ class BaseDynamicConv(keras.layers.Layer):
         Rows are softmax distributions: each entry in [0, 1], each row sums
         to 1. This is exactly what `call` mixes the kernels with.
         """
+        return self._attention(inputs, ranges=None)
+
+    def _attention(self, inputs, ranges):
         ops = keras.ops
-        pooled = ops.mean(ops.cast(inputs, "float32"), axis=(1, 2))
-        hidden = ops.relu(
+
+        def pinned(tensor, name):
+            if ranges is None:
+                return tensor
+            low, high = ranges[name]
+            return tf.quantization.fake_quant_with_min_max_args(tensor, low, high)
+
+        pooled = pinned(ops.mean(ops.cast(inputs, "float32"), axis=(1, 2)), "pooled")
+        hidden = pinned(ops.relu(
             ops.matmul(pooled, self.attention_hidden_kernel)
             + self.attention_hidden_bias
-        )
-        logits = (
+        ), "hidden")
+        logits = pinned(
             ops.matmul(hidden, self.attention_logits_kernel)
-            + self.attention_logits_bias
+            + self.attention_logits_bias, "logits"
         )
         return ops.softmax(logits / self.temperature, axis=-1)
 
     def call(self, inputs, training=None):
-        attention = keras.ops.cast(self.attention(inputs), self.compute_dtype)
         purpose = formulation_policy.current_purpose(training)
+        ranges = self.int8_attention_ranges if purpose == "export_int8" else None
+        attention = keras.ops.cast(self._attention(inputs, ranges), self.compute_dtype)
         formulation = self._formulation
         if formulation == "auto":
             device_type = formulation_policy.device_type_of(inputs)

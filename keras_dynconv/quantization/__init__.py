@@ -19,6 +19,7 @@ from keras_dynconv.utils.tfmot_import import require_tfmot
 require_tfmot()
 
 from keras_dynconv.quantization.qat_model import calibrate  # noqa: E402
+from keras_dynconv.quantization.qat_model import export_model  # noqa: E402
 from keras_dynconv.quantization.qat_model import quantize_aware_model  # noqa: E402
 from keras_dynconv.quantization.qat_model import strip_quantization  # noqa: E402
 from keras_dynconv.quantization.quantize_wrappers import DynamicQuantizeWrapper  # noqa: E402
@@ -26,5 +27,5 @@ from keras_dynconv.quantization.quantize_wrappers import QuantizeWrapper  # noqa
 
 __all__ = [
     "DynamicQuantizeWrapper", "MissingTfmotError", "QuantizeWrapper",
-    "calibrate", "quantize_aware_model", "require_tfmot", "strip_quantization",
+    "calibrate", "export_model", "quantize_aware_model", "require_tfmot", "strip_quantization",
 ]

@@ -207,18 +207,60 @@ def strip_quantization(model):
 
     Returns:
         A new `keras.Model` without fake quantization (BatchNorm stays
-        folded), ready for `kdc.tflite.convert`.
+        folded).
     """
+    return _unwrapped(model, pin_ranges=False)
+
+
+def export_model(model):
+    """What to convert a quantization-aware model with: its float weights,
+    and the activation ranges it learned pinned where it quantises them.
+
+    Each wrapper's input and output range becomes a FakeQuant op
+    (`PinnedRanges`), and each dynamic layer's attention ranges its
+    `int8_attention_ranges`. The TFLite converter takes a FakeQuant op's
+    range as the tensor's int8 range, as it does for tfmot's own
+    quantization-aware models, so the int8 file rounds where and on the
+    grids the fine-tuned model did; it calibrates only the tensors
+    without one. Weights need nothing: the converter's per-channel
+    symmetric ranges are the quantizers'.
+
+    Args:
+        model: from `quantize_aware_model`, calibrated or fine-tuned.
+
+    Returns:
+        A new `keras.Model` for `kdc.tflite.convert(..., quantization="int8")`.
+        Outside an int8 export it computes as the float model, up to the
+        pinned activation rounding.
+    """
+    return _unwrapped(model, pin_ranges=True)
+
+
+def _range(slot):
+    if slot is None:
+        return None
+    return (float(keras.ops.convert_to_numpy(slot.min_var)),
+            float(keras.ops.convert_to_numpy(slot.max_var)))
+
+
+def _unwrapped(model, pin_ranges):
     copies = {}
 
     def clone(layer):
         inner = layer.layer if isinstance(layer, WRAPPERS) else layer
         copy = inner.__class__.from_config(inner.get_config())
         copies[id(copy)] = layer
-        return copy
+        if not (pin_ranges and isinstance(layer, WRAPPERS)):
+            return copy
+        if isinstance(layer, DynamicQuantizeWrapper):
+            copy.int8_attention_ranges = {
+                name: _range(getattr(layer, f"_{name}_slot"))
+                for name in ("pooled", "hidden", "logits")}
+        return PinnedRanges(copy, input_range=_range(layer._input_slot),
+                            output_range=_range(layer._output_slot))
 
-    stripped = keras.models.clone_model(model, clone_function=clone)
-    for layer in stripped.layers:
+    unwrapped = keras.models.clone_model(model, clone_function=clone)
+    for layer in unwrapped._flatten_layers(include_self=False):
         if id(layer) in copies:
             source = copies[id(layer)]
             if isinstance(source, WRAPPERS):
@@ -227,4 +269,47 @@ def strip_quantization(model):
             else:
                 layer.set_weights(source.get_weights())
                 layer.trainable = source.trainable
-    return stripped
+    return unwrapped
+
+
+@keras.saving.register_keras_serializable(package="keras_dynconv")
+class PinnedRanges(keras.layers.Layer):
+    """Runs `layer` with FakeQuant ops of fixed ranges on its input and
+    output (either may be None): where a quantization-aware model's
+    ranges go into its int8 export (`export_model`)."""
+
+    def __init__(self, layer, input_range=None, output_range=None, **kwargs):
+        kwargs.setdefault("name", f"pinned_{layer.name}")
+        super().__init__(**kwargs)
+        self.layer = layer
+        self.input_range = None if input_range is None else tuple(input_range)
+        self.output_range = None if output_range is None else tuple(output_range)
+
+    @staticmethod
+    def _pin(tensor, value_range):
+        if value_range is None:
+            return tensor
+        return tf.quantization.fake_quant_with_min_max_args(
+            keras.ops.cast(tensor, "float32"), *value_range)
+
+    def build(self, input_shape):
+        if not self.layer.built:
+            self.layer.build(input_shape)
+
+    def call(self, inputs):
+        return self._pin(self.layer(self._pin(inputs, self.input_range)),
+                         self.output_range)
+
+    def compute_output_shape(self, input_shape):
+        return self.layer.compute_output_shape(input_shape)
+
+    def get_config(self):
+        return {**super().get_config(),
+                "layer": keras.saving.serialize_keras_object(self.layer),
+                "input_range": self.input_range, "output_range": self.output_range}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["layer"] = keras.saving.deserialize_keras_object(config["layer"])
+        return cls(**config)

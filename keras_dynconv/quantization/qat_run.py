@@ -9,8 +9,9 @@
    (low learning rate, cosine to zero; `AtomicBackupAndRestore`, so a
    killed run resumes at its last finished epoch; CSV and TensorBoard
    logs).
-3. Strip the fake quantization, convert the fine-tuned float model to
-   int8, verify it in LiteRT against Keras and measure it.
+3. Convert it to int8 with the activation ranges it learned pinned
+   (`export_model`), verify the file in LiteRT against the
+   quantization-aware model and measure it.
 
 The output directory gets `qat_model.keras` (the fine-tuned float model,
 BatchNorm folded), `model_int8.tflite` (written only when its
@@ -60,13 +61,14 @@ class QatResult:
     `float_accuracy`: the trained model in Keras; `ptq_int8_accuracy`: it,
     converted to int8 as trained; `qat_keras_accuracy`: the
     quantization-aware model in Keras (fake quantization);
-    `qat_float_accuracy`: the fine-tuned float model;
-    `qat_int8_accuracy`: that, converted to int8, in LiteRT;
-    `qat_int8_verified`: it passed `kdc.tflite.verify`'s int8 criteria
-    against the fine-tuned float model on the first 1,000 evaluation
-    images, as any conversion is checked; `qat_int8_agreement` is that
-    top-1 agreement, `qat_int8_fake_quant_agreement` the agreement with the
-    fake-quantised model.
+    `qat_float_accuracy`: the fine-tuned float weights without
+    quantization; `qat_int8_accuracy`: the quantization-aware model
+    converted to int8 (`export_model`), in LiteRT;
+    `qat_int8_verified`: that file passed `kdc.tflite.verify`'s int8
+    criteria against the quantization-aware model on the first 1,000
+    evaluation images; `qat_int8_fake_quant_agreement` is that top-1
+    agreement, `qat_int8_agreement` the file's agreement with the
+    fine-tuned float model.
     A conversion LiteRT refuses (the intermittent XNNPACK "failed to
     prepare", docs/tflite.md) leaves its accuracy None and its reason in
     `ptq_int8_error` / `qat_int8_error`; the run still finishes.
@@ -304,28 +306,30 @@ def run(model, output_dir, *, dataset=None, batch_size=128, epochs=1,
 
     fine_tuned = qat_model.strip_quantization(quantized)
     durability.save_model(fine_tuned, os.path.join(output_dir, "qat_model.keras"))
-    content, qat_error = _int8(fine_tuned, calibration)
+    # Converted with the ranges QAT learned pinned, so the file rounds as
+    # the fine-tuned model did; the converter calibrates the rest.
+    content, qat_error = _int8(qat_model.export_model(quantized), calibration)
     int8 = {"qat_int8_accuracy": None, "qat_int8_verified": False,
             "qat_int8_agreement": None, "qat_int8_fake_quant_agreement": None,
             "int8_bytes": None, "int8_gzip_bytes": None}
     if content is not None:
-        # The converter's own check: the file against the float model it was
-        # converted from. Its agreement with the fake-quantised model is
-        # recorded beside (that one rounds on slightly different grids, so
-        # their roundings are independent: docs/quantization.md).
-        verification = verify(fine_tuned, content, eval_images[:VERIFY_IMAGES],
+        # The file is the quantization-aware model's int8 form: it is
+        # verified against that model (the converter's int8 criteria), as
+        # tfmot's flow checks a QAT file. Its agreement with the fine-tuned
+        # float weights run without quantization is recorded beside.
+        verification = verify(quantized, content, eval_images[:VERIFY_IMAGES],
                               eval_labels[:VERIFY_IMAGES], quantization="int8")
-        against_fake_quant = verify(quantized, content, eval_images[:VERIFY_IMAGES],
-                                    eval_labels[:VERIFY_IMAGES], quantization="int8")
+        against_float = verify(fine_tuned, content, eval_images[:VERIFY_IMAGES],
+                               eval_labels[:VERIFY_IMAGES], quantization="int8")
         _log(verification.format())
-        _log(f"top-1 agreement with the fake-quantised model: "
-             f"{100 * against_fake_quant.top1_agreement:.2f} %")
+        _log(f"top-1 agreement with the fine-tuned float model: "
+             f"{100 * against_float.top1_agreement:.2f} %")
         if verification.passed:
             atomic_files.write_bytes(content, os.path.join(output_dir, "model_int8.tflite"))
         int8 = {"qat_int8_accuracy": _litert_accuracy(content, eval_images, eval_labels),
                 "qat_int8_verified": bool(verification.passed),
-                "qat_int8_agreement": verification.top1_agreement,
-                "qat_int8_fake_quant_agreement": against_fake_quant.top1_agreement,
+                "qat_int8_agreement": against_float.top1_agreement,
+                "qat_int8_fake_quant_agreement": verification.top1_agreement,
                 "int8_bytes": len(content), "int8_gzip_bytes": len(gzip.compress(content))}
     result = QatResult(
         model=float_model.name, dynamic=bool(dynamic_layers(float_model)),
