@@ -497,12 +497,13 @@ def test_kernel_pruning_bad_arguments_and_models():
 def test_fake_quantised_model_has_the_int8_files_error(dynamic):
     """What QAT trains against, the fake-quantised model's departure from
     float, is the int8 file's: a quantization point missing from the model
-    would leave its error smaller. (Not bit-exact: its ranges are calibrated
-    through the fake quantization, the converter's on float tensors, so the
-    grids differ by a fraction of a step.)"""
+    would leave its error smaller. The file is the one QAT produces, with
+    the model's ranges pinned (`export_model`). (Not bit-exact: LiteRT's
+    integer arithmetic rounds some values the other way.)"""
     # Logits: a softmax output's own int8 step would hide the difference.
-    # Its own seeds: on random models the ratio varies (0.7-1.1 over seeds
-    # measured), so the test fixes one rather than depend on test order.
+    # Its own seeds, fixed rather than dependent on test order. Measured:
+    # 0.87 DY, 0.97 static; without the weights' fake quantization 0.71 and
+    # 0.73, which the lower bound fails.
     keras.utils.set_random_seed(0)
     model = kdc.applications.SmallCNN(dynamic=dynamic, classifier_activation=None)
     randomize_batch_norm(model, seed=3)
@@ -510,13 +511,13 @@ def test_fake_quantised_model_has_the_int8_files_error(dynamic):
     qat = quantization.quantize_aware_model(model)
     quantization.calibrate(qat, images[:64])
     stripped = quantization.strip_quantization(qat)
-    content = kdc.tflite.convert(stripped, quantization="int8",
+    content = kdc.tflite.convert(quantization.export_model(qat), quantization="int8",
                                  representative_data=images[:64])
     test = images[64:]
     float_logits = stripped.predict(test, verbose=0)
     int8_error = np.sqrt(np.mean((kdc.tflite.runtime.predict(content, test) - float_logits) ** 2))
     fake_quant_error = np.sqrt(np.mean((qat.predict(test, verbose=0) - float_logits) ** 2))
-    assert 0.7 < fake_quant_error / int8_error < 1.4, (fake_quant_error, int8_error)
+    assert 0.8 < fake_quant_error / int8_error < 1.25, (fake_quant_error, int8_error)
 
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dy"])
