@@ -161,6 +161,35 @@ def test_int8_run_time_kernels_get_per_channel_scales(monkeypatch):
     assert error["per_channel"] < 0.8 * error["per_tensor"], error  # measured 0.69x
 
 
+def test_int8_outputs_xnnpack_would_refuse_get_a_scale_it_takes(monkeypatch):
+    from keras_dynconv.tflite import xnnpack_scales
+
+    rng = np.random.default_rng(0)
+    images = rng.uniform(-1, 1, (64, 4, 4, 3)).astype("float32")
+    inputs = keras.Input((4, 4, 3))
+    hidden_layer = keras.layers.Conv2D(8, 1, activation="relu")
+    pooled = keras.layers.GlobalAveragePooling2D()(hidden_layer(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(
+        2, bias_initializer=keras.initializers.Constant([1.0, -1.0]))(pooled))
+    kernel = rng.normal(size=(1, 1, 3, 8)).astype("float32")
+    # Units all but dead on these images, as a dynamic layer's attention
+    # can be: the largest pre-activation is 1e-5, so the ReLU's int8 scale
+    # is tiny and XNNPACK's requantization scale over 256.
+    largest = (images.reshape(-1, 3) @ kernel.reshape(3, 8)).max(axis=0)
+    hidden_layer.set_weights([kernel, 1e-5 - largest])
+    with monkeypatch.context() as patch:
+        patch.setattr(xnnpack_scales, "widen_output_scales", lambda c: (c, 0))
+        with pytest.raises(kdc_tflite.ConversionError, match="failed to prepare"):
+            kdc_tflite.convert(model, quantization="int8", representative_data=images)
+    content = kdc_tflite.convert(model, quantization="int8", representative_data=images)
+    assert xnnpack_scales.widen_output_scales(content)[1] == 0  # already done
+    # The units' values lie within a step of the coarser grid: the output
+    # keeps int8 accuracy.
+    expected = model.predict(images, verbose=0)
+    error = np.abs(kdc_tflite.runtime.predict(content, images) - expected).max()
+    assert error <= 0.02 * np.abs(expected).max(), error
+
+
 def test_batch_norm_folds_exactly_into_the_dynamic_layers():
     model = kdc.applications.DYMobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,

@@ -207,10 +207,13 @@ def convert(model, *, quantization="none", representative_data=None,
             f"The TFLite converter refused the model ({type(error).__name__}: "
             f"{str(error).strip().splitlines()[-1][:300]})"
         ) from error
-    if quantization == "int8" and dynamic_layers(model):
-        from keras_dynconv.tflite import per_channel_kernels  # needs LiteRT
+    if quantization == "int8":
+        # Both read and write the flatbuffer with LiteRT's tools.
+        from keras_dynconv.tflite import per_channel_kernels, xnnpack_scales
 
-        content, _ = per_channel_kernels.rewrite(content)
+        if dynamic_layers(model):
+            content, _ = per_channel_kernels.rewrite(content)
+        content, _ = xnnpack_scales.widen_output_scales(content)
     try:
         _check_runs(content, shape)
     except Exception as error:

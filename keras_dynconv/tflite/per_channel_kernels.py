@@ -42,70 +42,13 @@ Example:
 
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
-from ai_edge_litert.tools import flatbuffer_utils
+
+from keras_dynconv.tflite import flatbuffer_graph
+from keras_dynconv.tflite.flatbuffer_graph import Graph
 
 _OPS = schema.BuiltinOperator
 _KERNEL_STEP = 1 / 127  # the run-time kernel's fixed grid: [-1, 1], narrow range
 _INT32 = np.iinfo(np.int32)
-
-
-class _Graph:
-    """The first subgraph of a model, with producer / consumer lookups."""
-
-    def __init__(self, model):
-        self.model = model
-        self.graph = model.subgraphs[0]
-        self.producer, self.consumers = {}, {}
-        for index, op in enumerate(self.graph.operators):
-            for tensor in op.outputs:
-                self.producer[tensor] = index
-            for tensor in op.inputs:
-                self.consumers.setdefault(tensor, []).append(index)
-
-    def code(self, op):
-        return flatbuffer_utils.get_builtin_code_from_operator_code(
-            self.model.operatorCodes[op.opcodeIndex])
-
-    def tensor(self, index):
-        return self.graph.tensors[index]
-
-    def is_constant(self, index):
-        return index >= 0 and self.model.buffers[self.tensor(index).buffer].data is not None
-
-    def values(self, index, dtype):
-        data = self.model.buffers[self.tensor(index).buffer].data
-        return np.frombuffer(bytes(data), dtype=dtype).reshape(self.tensor(index).shape)
-
-    def scales(self, index):
-        return np.asarray(self.tensor(index).quantization.scale, np.float64)
-
-    def only_consumer(self, tensor):
-        consumers = self.consumers.get(tensor, [])
-        return consumers[0] if len(consumers) == 1 else None
-
-    def add_constant(self, name, array, quantization=None):
-        buffer = schema.BufferT()
-        buffer.data = np.frombuffer(array.tobytes(), np.uint8)
-        self.model.buffers.append(buffer)
-        tensor = schema.TensorT()
-        tensor.name = name
-        tensor.shape = list(array.shape)
-        tensor.type = {np.dtype(np.int32): schema.TensorType.INT32,
-                       np.dtype(np.int8): schema.TensorType.INT8}[array.dtype]
-        tensor.buffer = len(self.model.buffers) - 1
-        tensor.quantization = quantization
-        self.graph.tensors.append(tensor)
-        return len(self.graph.tensors) - 1
-
-    def opcode_index(self, builtin, version):
-        for index, code in enumerate(self.model.operatorCodes):
-            if flatbuffer_utils.get_builtin_code_from_operator_code(code) == builtin:
-                return index
-        code = schema.OperatorCodeT()
-        code.builtinCode = code.deprecatedBuiltinCode = builtin
-        code.version = version
-        self.model.operatorCodes.append(code)
-        return len(self.model.operatorCodes) - 1
 
 
 def _per_channel(scales, axis):
@@ -253,29 +196,6 @@ def _rewrite_one(g, index):
     return scale_index
 
 
-def _drop_unused(model):
-    """Removes tensors no operator, input or output refers to (renumbering
-    the rest) and empties buffers no tensor refers to."""
-    graph = model.subgraphs[0]
-    used = sorted({t for op in graph.operators for t in (*op.inputs, *op.outputs) if t >= 0}
-                  | set(graph.inputs) | set(graph.outputs))
-    new_index = {old: new for new, old in enumerate(used)}
-    graph.tensors = [graph.tensors[old] for old in used]
-    for op in graph.operators:
-        op.inputs = [new_index[t] if t >= 0 else t for t in op.inputs]
-        op.outputs = [new_index[t] for t in op.outputs]
-    graph.inputs = [new_index[t] for t in graph.inputs]
-    graph.outputs = [new_index[t] for t in graph.outputs]
-    for signature in model.signatureDefs or []:
-        for tensor_map in (*(signature.inputs or []), *(signature.outputs or [])):
-            tensor_map.tensorIndex = new_index[tensor_map.tensorIndex]
-    referenced = {t.buffer for g in model.subgraphs for t in g.tensors}
-    referenced |= {m.buffer for m in model.metadata or []}
-    for index, buffer in enumerate(model.buffers):
-        if index not in referenced:
-            buffer.data = None
-
-
 def rewrite(content):
     """Gives each dynamic layer's run-time int8 kernel per-channel scales
     and removes its scale op.
@@ -287,10 +207,9 @@ def rewrite(content):
         `(content, rewritten)`: the new flatbuffer bytes (the input itself
         where nothing matched) and how many layers were rewritten.
     """
-    model = flatbuffer_utils.read_model_from_bytearray(bytearray(content))
-    if len(model.subgraphs) != 1:
+    g = Graph.read(content)
+    if g is None:
         return content, 0
-    g = _Graph(model)
     removed = set()
     for index in range(len(g.graph.operators)):
         scale_index = _rewrite_one(g, index)
@@ -299,5 +218,5 @@ def rewrite(content):
     if not removed:
         return content, 0
     g.graph.operators = [op for i, op in enumerate(g.graph.operators) if i not in removed]
-    _drop_unused(model)
-    return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), len(removed)
+    flatbuffer_graph.drop_unused(g.model)
+    return g.write(), len(removed)
