@@ -69,8 +69,8 @@ class QatResult:
     evaluation images; `qat_int8_fake_quant_agreement` is that top-1
     agreement, `qat_int8_agreement` the file's agreement with the
     fine-tuned float model.
-    A conversion LiteRT refuses (the intermittent XNNPACK "failed to
-    prepare", docs/tflite.md) leaves its accuracy None and its reason in
+    A conversion LiteRT refuses (`ConversionError`, e.g. XNNPACK's
+    "failed to prepare", docs/tflite.md) leaves its accuracy None and its reason in
     `ptq_int8_error` / `qat_int8_error`; the run still finishes.
     `kernel_sparsity`: the zero fraction of the dynamic layers' kernel
     stacks (pruned with `prune_sparsity`); `int8_bytes`, `int8_gzip_bytes`:
