@@ -105,7 +105,8 @@ class BaseDynamicConv(keras.layers.Layer):
         #: attention's activations, pinned in a full-integer export (as
         #: FakeQuant ops the converter reads). Set by
         #: `keras_dynconv.quantization.export_model` from the ranges
-        #: quantization-aware training learned; None: calibrated.
+        #: quantization-aware training learned; None: calibrated. Not part
+        #: of the config: a model saved and loaded again calibrates.
         self.int8_attention_ranges = None
 
     def _kernel_shape(self, in_channels):
@@ -271,7 +272,8 @@ class BaseDynamicConv(keras.layers.Layer):
         """The `(batch, num_kernels)` float32 kernel attention for `inputs`.
 
         Rows are softmax distributions: each entry in [0, 1], each row sums
-        to 1. This is exactly what `call` mixes the kernels with.
+        to 1. This is exactly what `call` mixes the kernels with (an int8
+        export with `int8_attention_ranges` rounds its activations).
         """
         return self._attention(inputs, ranges=None)
 
