@@ -64,7 +64,7 @@ def test_qat_section_summarises_seeds_and_replaces_only_itself():
             ("dy", 2): _qat_result(0.81, 0.80, None)}
     text = qat_results.section(args, runs)
     assert "| dy | 2 | 0.8100 | 0.8000 | refused | -1.00 | - | no (conversion refused by LiteRT) |" in text
-    assert ("| dy | 0 | 0.8000 | 0.7900 | 0.7980 | -1.00 | -0.20 | yes (99.0 %; 98.0 %) | 0.00 "
+    assert ("| dy | 0 | 0.8000 | 0.7900 | 0.7980 | -1.00 | -0.20 | yes (98.0 %; 99.0 %) | 0.00 "
             "| 2.00 (1.50) |") in text
     # QAT - float: -0.20 and -1.00 points (seed 2 refused); one seed within 0.5.
     assert "| dy | 3 | 0.8100 ± 0.0100 | -1.33 ± 0.58 | -0.60 ± 0.57 (1 refused) | 1 of 3 |" in text

@@ -300,7 +300,11 @@ class BaseDynamicConv(keras.layers.Layer):
     def call(self, inputs, training=None):
         purpose = formulation_policy.current_purpose(training)
         ranges = self.int8_attention_ranges if purpose == "export_int8" else None
-        attention = keras.ops.cast(self._attention(inputs, ranges), self.compute_dtype)
+        # Through the public `attention` unless ranges are pinned: it is the
+        # hook `utils.pictures` records the mixing weights at.
+        attention = (self.attention(inputs) if ranges is None
+                     else self._attention(inputs, ranges))
+        attention = keras.ops.cast(attention, self.compute_dtype)
         formulation = self._formulation
         if formulation == "auto":
             device_type = formulation_policy.device_type_of(inputs)

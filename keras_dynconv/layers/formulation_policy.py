@@ -24,8 +24,8 @@ Example:
 'per_sample_loop'
 >>> choose("depthwise", (3, 3), (None, None), "GPU", "training")
 'batch_folded'
->>> [rule.formulation for rule in size_rules("conv", (3, 3), "CPU", "training")]
-['patches', 'batch_folded', 'per_sample_loop']
+>>> [rule.formulation for rule in size_rules("conv", (3, 3), "CPU", "inference")]
+['patches', 'per_sample_loop']
 """
 
 import contextlib
