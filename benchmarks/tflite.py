@@ -7,6 +7,8 @@ one's static twin (`dynamic=False`). Every model is converted with
 `kdc.tflite.convert` (int8 calibrated on 32 random images in [-1, 1]); the
 DY and static interpreters are timed alternately, `--rounds` rounds of
 `--runs` invokes each, and the median of the per-round medians is kept.
+int8 rows name how the dynamic layers' run-time kernels are scaled
+(`kdc.tflite.convert`'s `run_time_kernel_scales`).
 The DY / static ratio of those medians is what the figures mean; absolute
 times on a shared machine mean little.
 
@@ -23,6 +25,9 @@ int8: the measurements behind the policy's export rows.
     python benchmarks/tflite.py                          # ~5 minutes
     python benchmarks/tflite.py --models mobilenet_v2_0.5 --rounds 3
     python benchmarks/tflite.py --layers --threads 1     # ~3 minutes
+    python benchmarks/tflite.py --quantizations int8 \
+        --run-time-kernel-scales per_channel per_tensor  # both int8 exports
+    python benchmarks/tflite.py --quantizations int8 --no-xnnpack  # builtin kernels
 """
 
 import argparse
@@ -53,7 +58,14 @@ def parse_args(argv=None):
     parser.add_argument("--quantizations", nargs="+",
                         choices=("none", "float16", "int8"),
                         default=["none", "float16", "int8"])
+    parser.add_argument("--run-time-kernel-scales", nargs="+",
+                        choices=kdc_tflite.RUN_TIME_KERNEL_SCALES,
+                        default=["per_channel"],
+                        help="int8 files to time, by how dynamic layers' "
+                             "kernels are scaled (convert's argument)")
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 2])
+    parser.add_argument("--no-xnnpack", action="store_true",
+                        help="run every op in LiteRT's builtin kernels")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--image-size", type=int, default=224)
@@ -85,13 +97,15 @@ def build(name, dynamic, size, seed=0):
         seed)
 
 
-def paired_latency(dy_content, static_content, threads, rounds, runs):
+def paired_latency(dy_content, static_content, threads, rounds, runs,
+                   xnnpack=True):
     """Medians over rounds of each round's median, DY and static alternated."""
     times = {"dy": [], "static": []}
     for _ in range(rounds):
         for key, content in (("static", static_content), ("dy", dy_content)):
             times[key].append(kdc_tflite.runtime.median_latency_ms(
-                content, num_threads=threads, runs=runs, warmup=3))
+                content, num_threads=threads, runs=runs, warmup=3,
+                xnnpack=xnnpack))
     return statistics.median(times["dy"]), statistics.median(times["static"])
 
 
@@ -149,7 +163,7 @@ def layer_main(args):
                                              **options)
                 dy_ms, static_ms = paired_latency(content, static_content,
                                                   args.threads[0], args.rounds,
-                                                  args.runs)
+                                                  args.runs, xnnpack=not args.no_xnnpack)
                 left = kdc_tflite.compatibility.xnnpack_coverage(content)["not_delegated"]
                 print(f"| {label} | {quantization} | {formulation} | "
                       f"{'yes' if formulation == chosen else ''} | "
@@ -157,40 +171,60 @@ def layer_main(args):
                       f"{', '.join(sorted(left)) or '-'} |", flush=True)
 
 
+def _cases(args):
+    """(quantization, run_time_kernel_scales or None) pairs to time: int8
+    once per kernel scaling asked for."""
+    for quantization in args.quantizations:
+        if quantization == "int8":
+            yield from ((quantization, scales) for scales in args.run_time_kernel_scales)
+        else:
+            yield quantization, None
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.layers:
         print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
-              f"{cpu_name()}, {args.threads[0]} thread(s), batch 1, XNNPACK\n")
+              f"{cpu_name()}, {args.threads[0]} thread(s), batch 1, "
+              f"{'builtin kernels only' if args.no_xnnpack else 'XNNPACK'}\n")
         return layer_main(args)
     rng = np.random.default_rng(0)
     size = args.image_size
     calibration = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
     print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
           f"{cpu_name()}, {os.cpu_count()} cores, {size}x{size}, batch 1, "
-          f"XNNPACK; median of {args.rounds} rounds x {args.runs} runs\n")
+          f"{'builtin kernels only' if args.no_xnnpack else 'XNNPACK'}; "
+          f"median of {args.rounds} rounds x {args.runs} runs\n")
     rows, failures = [], []
     for name in args.models:
         dy_model, static_model = build(name, True, size), build(name, False, size)
-        for quantization in args.quantizations:
+        static_files = {}
+        for quantization, scales in _cases(args):
             options = dict(quantization=quantization)
             if quantization == "int8":
                 options["representative_data"] = calibration
+            label = quantization if scales is None else f"{quantization} {scales}"
             try:
+                if quantization not in static_files:
+                    static_files[quantization] = kdc_tflite.convert(
+                        static_model, **options)
+                static = static_files[quantization]
+                if scales is not None:
+                    options["run_time_kernel_scales"] = scales
                 dy = kdc_tflite.convert(dy_model, **options)
-                static = kdc_tflite.convert(static_model, **options)
             except kdc_tflite.ConversionError as error:
                 # Reported, not hidden: the table says which case failed.
-                print(f"{name:20s} {quantization:8s} conversion failed: {error}")
-                failures.append((name, quantization, str(error)))
+                print(f"{name:20s} {label:8s} conversion failed: {error}")
+                failures.append((name, label, str(error)))
                 continue
             left = kdc_tflite.compatibility.xnnpack_coverage(dy)["not_delegated"]
             for threads in args.threads:
                 dy_ms, static_ms = paired_latency(dy, static, threads,
-                                                  args.rounds, args.runs)
-                rows.append((name, quantization, threads, dy_ms, static_ms,
+                                                  args.rounds, args.runs,
+                                                  xnnpack=not args.no_xnnpack)
+                rows.append((name, label, threads, dy_ms, static_ms,
                              len(dy), len(static), left))
-                print(f"{name:20s} {quantization:8s} {threads}t  DY {dy_ms:7.2f} ms  "
+                print(f"{name:20s} {label:8s} {threads}t  DY {dy_ms:7.2f} ms  "
                       f"static {static_ms:7.2f} ms  {dy_ms / static_ms:5.2f}x", flush=True)
     print("\n| model | quantization | threads | DY ms | static ms | DY / static "
           "| DY MB | static MB | XNNPACK leaves (DY) |")

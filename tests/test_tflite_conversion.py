@@ -135,7 +135,7 @@ def _batch_norm_block_model():
     return model
 
 
-def test_int8_run_time_kernels_get_per_channel_scales(monkeypatch):
+def test_int8_run_time_kernels_get_per_channel_scales():
     from keras_dynconv.tflite import per_channel_kernels
 
     model = _batch_norm_block_model()
@@ -143,10 +143,10 @@ def test_int8_run_time_kernels_get_per_channel_scales(monkeypatch):
     expected = model.predict(x, verbose=0)
     content = kdc_tflite.convert(model, quantization="int8",
                                  representative_data=calibration)
-    with monkeypatch.context() as patch:  # the file as the converter makes it
-        patch.setattr(per_channel_kernels, "rewrite", lambda c: (c, 0))
-        per_tensor = kdc_tflite.convert(model, quantization="int8",
-                                        representative_data=calibration)
+    # The file as the converter makes it.
+    per_tensor = kdc_tflite.convert(model, quantization="int8",
+                                    representative_data=calibration,
+                                    run_time_kernel_scales="per_tensor")
     assert per_channel_kernels.rewrite(content)[1] == 0  # nothing left to do
     assert per_channel_kernels.rewrite(per_tensor) == (content, 2)
     before = kdc_tflite.compatibility.op_counts(per_tensor)
@@ -255,6 +255,12 @@ def small_dy_model():
         (dict(quantization="int8"), ValueError,
          "Received: representative_data=None"),
         (dict(int8_io=True), ValueError, "Received: quantization='none', int8_io=True"),
+        (dict(quantization="int8", representative_data=np.zeros((4, 28, 28, 1)),
+              run_time_kernel_scales="per_row"), ValueError,
+         "`run_time_kernel_scales` must be one of ['per_channel', 'per_tensor']. "
+         "Received: run_time_kernel_scales='per_row'"),
+        (dict(run_time_kernel_scales="per_tensor"), ValueError,
+         "Received: quantization='none', run_time_kernel_scales='per_tensor'"),
         (dict(input_size=32), ValueError,
          "The model takes 28x28 images; `input_size` must match it or be left "
          "out. Received: input_size=32"),
@@ -267,6 +273,7 @@ def small_dy_model():
          ValueError, "Received: representative_data='no_such_dataset'"),
     ],
     ids=["unknown-quantization", "int8-without-data", "int8-io-without-int8",
+         "unknown-kernel-scales", "kernel-scales-without-int8",
          "size-mismatch", "size-zero", "data-shape", "data-missing", "data-unknown"],
 )
 def test_bad_arguments_are_named_with_their_value(small_dy_model, kwargs, error,
@@ -364,6 +371,11 @@ def test_convert_cli_refuses_bad_flags_before_loading(tmp_path, capsys):
     with pytest.raises(SystemExit):
         convert_cli.main(["m.keras", "--output", "o.tflite", "--quantization", "int4"])
     assert "invalid choice: 'int4'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        convert_cli.main(["m.keras", "--output", "o.tflite",
+                          "--run-time-kernel-scales", "per_tensor"])
+    assert ("--run-time-kernel-scales needs --quantization int8. "
+            "Received: --quantization none") in capsys.readouterr().err
 
 
 def test_a_failed_conversion_or_verification_leaves_the_previous_file(

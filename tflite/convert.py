@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def parse_args(argv=None):
     from keras_dynconv.tflite.converter import QUANTIZATIONS
+    from keras_dynconv.tflite.converter import RUN_TIME_KERNEL_SCALES
 
     parser = argparse.ArgumentParser(
         prog="python -m tflite.convert", description=__doc__.splitlines()[0])
@@ -36,6 +37,12 @@ def parse_args(argv=None):
                         help="side of the square images (models of any size)")
     parser.add_argument("--int8-io", action="store_true",
                         help="int8 input and output tensors (with int8)")
+    parser.add_argument(
+        "--run-time-kernel-scales", choices=RUN_TIME_KERNEL_SCALES,
+        default="per_channel",
+        help="with int8: quantize dynamic layers' mixed kernels per output "
+             "channel (closer to float) or per tensor (1x1 layers stay "
+             "XNNPACK batched matmuls; docs/benchmarks.md)")
     parser.add_argument("--preprocess", default="auto",
                         help="how dataset images are scaled for the model: "
                              "auto, none or an application model name")
@@ -55,6 +62,9 @@ def parse_args(argv=None):
     if args.int8_io and args.quantization != "int8":
         parser.error(f"--int8-io needs --quantization int8. Received: "
                      f"--quantization {args.quantization}")
+    if args.run_time_kernel_scales != "per_channel" and args.quantization != "int8":
+        parser.error(f"--run-time-kernel-scales needs --quantization int8. "
+                     f"Received: --quantization {args.quantization}")
     if args.input_size is not None and args.input_size < 1:
         parser.error(f"--input-size must be positive. Received: "
                      f"--input-size {args.input_size}")
@@ -85,7 +95,8 @@ def main(argv=None):
             input_size=args.input_size, int8_io=args.int8_io,
             preprocess=args.preprocess,
             verify_data=None if args.no_verify else args.verify_data,
-            verify_limit=args.verify_limit)
+            verify_limit=args.verify_limit,
+            run_time_kernel_scales=args.run_time_kernel_scales)
     except (ValueError, FileNotFoundError, kdc_tflite.ConversionError) as error:
         print(f"error: {error}", file=sys.stderr)
         print(f"Nothing written to {args.output}.", file=sys.stderr)

@@ -14,6 +14,7 @@ from keras_dynconv.tflite import runtime
 from keras_dynconv.tflite.compatibility import compatibility_report
 from keras_dynconv.tflite.compatibility import format_report
 from keras_dynconv.tflite.converter import QUANTIZATIONS
+from keras_dynconv.tflite.converter import RUN_TIME_KERNEL_SCALES
 from keras_dynconv.tflite.converter import ConversionError
 from keras_dynconv.tflite.converter import convert
 from keras_dynconv.tflite.images import Images
@@ -28,7 +29,7 @@ from keras_dynconv.tflite.verification import Verification
 from keras_dynconv.tflite.verification import verify
 
 __all__ = [
-    "QUANTIZATIONS", "ConversionError", "ConversionResult", "Images",
+    "QUANTIZATIONS", "RUN_TIME_KERNEL_SCALES", "ConversionError", "ConversionResult", "Images",
     "Verification", "compatibility_report", "convert", "convert_and_verify", "format_report", "images_for",
     "load_images",
     "load_model", "preprocess_for", "runtime", "serving_input_shape", "verify",

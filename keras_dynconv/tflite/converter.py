@@ -33,6 +33,12 @@ SIGNATURE_KEY = "serving_default"
 INPUT_NAME = "images"
 OUTPUT_NAME = "output"
 CALIBRATION_IMAGES = 200
+# How an int8 file scales a dynamic layer's run-time kernel: per output
+# channel (`per_channel_kernels`, closer to float) or as the converter
+# leaves it, per tensor with the scales applied after the conv (the 1x1
+# layers then stay batched matmuls XNNPACK runs). benchmarks/tflite.py
+# measures both.
+RUN_TIME_KERNEL_SCALES = ("per_channel", "per_tensor")
 
 
 class ConversionError(RuntimeError):
@@ -56,9 +62,10 @@ def export_formulation(model, formulation="auto"):
             layer.formulation = value
 
 
-def check_conversion_arguments(quantization, representative_data, int8_io):
-    """Raises ValueError for a quantization mode, calibration data or I/O
-    type that cannot go together, before anything is loaded."""
+def check_conversion_arguments(quantization, representative_data, int8_io,
+                               run_time_kernel_scales="per_channel"):
+    """Raises ValueError for a quantization mode, calibration data, I/O type
+    or kernel scaling that cannot go together, before anything is loaded."""
     if quantization not in QUANTIZATIONS:
         raise ValueError(
             f"`quantization` must be one of {list(QUANTIZATIONS)}. "
@@ -74,6 +81,18 @@ def check_conversion_arguments(quantization, representative_data, int8_io):
         raise ValueError(
             "`int8_io` needs quantization='int8'. "
             f"Received: quantization={quantization!r}, int8_io=True"
+        )
+    if run_time_kernel_scales not in RUN_TIME_KERNEL_SCALES:
+        raise ValueError(
+            f"`run_time_kernel_scales` must be one of "
+            f"{list(RUN_TIME_KERNEL_SCALES)}. "
+            f"Received: run_time_kernel_scales={run_time_kernel_scales!r}"
+        )
+    if run_time_kernel_scales != "per_channel" and quantization != "int8":
+        raise ValueError(
+            "`run_time_kernel_scales` applies to quantization='int8' only. "
+            f"Received: quantization={quantization!r}, "
+            f"run_time_kernel_scales={run_time_kernel_scales!r}"
         )
 
 
@@ -145,7 +164,8 @@ def _check_runs(content, shape):
 
 def convert(model, *, quantization="none", representative_data=None,
             input_size=None, int8_io=False, formulation="auto",
-            preprocess="auto", fold_batch_norm=True):
+            preprocess="auto", fold_batch_norm=True,
+            run_time_kernel_scales="per_channel"):
     """Converts a Keras model to `.tflite` bytes for batch-1 inference.
 
     The model gets one signature, `"serving_default"`, taking `"images"`
@@ -173,6 +193,13 @@ def convert(model, *, quantization="none", representative_data=None,
         fold_batch_norm: fold each BatchNorm that follows a dynamic layer
             into its kernels (exact; `batch_norm_folding`). False keeps it
             as a multiply and an add over the layer's output.
+        run_time_kernel_scales: int8 only: how a dynamic layer's mixed
+            kernel is quantized. `"per_channel"`: one scale per output
+            channel, as a static conv's filter (closer to float; the 1x1
+            layers run as LiteRT's builtin CONV_2D). `"per_tensor"`: one
+            scale, the channel scales applied after the conv (one more
+            rounding; the 1x1 layers are batched matmuls XNNPACK runs,
+            faster on some CPUs and with more threads: docs/benchmarks.md).
 
     Returns:
         The `.tflite` flatbuffer as bytes; LiteRT has loaded and run it once.
@@ -182,7 +209,8 @@ def convert(model, *, quantization="none", representative_data=None,
             received, before any conversion starts.
         ConversionError: the converter or LiteRT refused the model.
     """
-    check_conversion_arguments(quantization, representative_data, int8_io)
+    check_conversion_arguments(quantization, representative_data, int8_io,
+                               run_time_kernel_scales)
     model_path = None if hasattr(model, "layers") else model
     model = load_model(model)
     shape = serving_input_shape(model, input_size)
@@ -211,7 +239,7 @@ def convert(model, *, quantization="none", representative_data=None,
         # Both read and write the flatbuffer with LiteRT's tools.
         from keras_dynconv.tflite import per_channel_kernels, xnnpack_scales
 
-        if dynamic_layers(model):
+        if dynamic_layers(model) and run_time_kernel_scales == "per_channel":
             content, _ = per_channel_kernels.rewrite(content)
         content, _ = xnnpack_scales.widen_output_scales(content)
     try:

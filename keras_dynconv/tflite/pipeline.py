@@ -36,13 +36,14 @@ class ConversionResult:
 
 def convert_and_verify(model, *, quantization="none", representative_data=None,
                        input_size=None, int8_io=False, preprocess="auto",
-                       verify_data="fashion_mnist:embedded", verify_limit=1000):
+                       verify_data="fashion_mnist:embedded", verify_limit=1000,
+                       run_time_kernel_scales="per_channel"):
     """Converts `model`, reports on the `.tflite` and verifies it.
 
     Args:
         model: a `keras.Model` or a `.keras` path.
-        quantization, representative_data, input_size, int8_io, preprocess:
-            as for `convert`.
+        quantization, representative_data, input_size, int8_io, preprocess,
+        run_time_kernel_scales: as for `convert`.
         verify_data: images to verify on (as `representative_data`), or
             None to skip verification.
         verify_limit: at most this many verification images.
@@ -56,7 +57,8 @@ def convert_and_verify(model, *, quantization="none", representative_data=None,
     >>> result.verification.passed, result.report["size_ratio"] > 1
     (True, True)
     """
-    check_conversion_arguments(quantization, representative_data, int8_io)
+    check_conversion_arguments(quantization, representative_data, int8_io,
+                               run_time_kernel_scales)
     model_path = None if hasattr(model, "layers") else model
     model = load_model(model)
     shape = serving_input_shape(model, input_size)
@@ -73,7 +75,8 @@ def convert_and_verify(model, *, quantization="none", representative_data=None,
             model_path=model_path, preprocess=preprocess, limit=verify_limit)
     options = dict(quantization=quantization,
                    representative_data=representative_data,
-                   input_size=input_size, int8_io=int8_io)
+                   input_size=input_size, int8_io=int8_io,
+                   run_time_kernel_scales=run_time_kernel_scales)
     content = convert(model, **options)
     twin_content = None
     if dynamic_layers(model):

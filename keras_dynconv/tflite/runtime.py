@@ -6,11 +6,15 @@ import time
 import numpy as np
 
 
-def interpreter(content, num_threads=1):
-    """An allocated LiteRT interpreter for `.tflite` bytes (XNNPACK on)."""
-    from ai_edge_litert.interpreter import Interpreter
+def interpreter(content, num_threads=1, xnnpack=True):
+    """An allocated LiteRT interpreter for `.tflite` bytes; `xnnpack=False`
+    runs every op in LiteRT's builtin kernels."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    runner = Interpreter(model_content=content, num_threads=num_threads)
+    resolver = (OpResolverType.AUTO if xnnpack
+                else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    runner = Interpreter(model_content=content, num_threads=num_threads,
+                         experimental_op_resolver_type=resolver)
     runner.allocate_tensors()
     return runner
 
@@ -54,15 +58,16 @@ def predict(content, images, num_threads=1):
     return np.stack(outputs)
 
 
-def median_latency_ms(content, num_threads=1, runs=100, warmup=10):
-    """Median wall time of one `invoke` in milliseconds (random input).
+def median_latency_ms(content, num_threads=1, runs=100, warmup=10, xnnpack=True):
+    """Median wall time of one `invoke` in milliseconds (random input);
+    `xnnpack` as for `interpreter`.
 
     Example:
 
     >>> median_latency_ms(kdc.tflite.convert(kdc.applications.SmallCNN()), runs=5) > 0
     True
     """
-    runner = interpreter(content, num_threads)
+    runner = interpreter(content, num_threads, xnnpack)
     detail = runner.get_input_details()[0]
     rng = np.random.default_rng(0)
     runner.set_tensor(detail["index"], _quantize(
