@@ -39,6 +39,9 @@ def parse_args(argv=None):
                         help="test images the per-layer errors average over")
     parser.add_argument("--accuracy-images", type=int, default=2000)
     parser.add_argument("--preprocess", default="auto")
+    parser.add_argument("--run-time-kernel-scales", default="per_channel",
+                        choices=kdc.tflite.RUN_TIME_KERNEL_SCALES,
+                        help="the int8 export to measure (convert's argument)")
     args = parser.parse_args(argv)
     if args.images < 1 or args.accuracy_images < 1:
         parser.error("--images and --accuracy-images must be positive. Received: "
@@ -95,7 +98,8 @@ def main(argv=None):
                       preprocess=args.preprocess, limit=max(args.images, args.accuracy_images))
     # From the path, so that "auto" preprocessing reads the run's config.json.
     content = kdc.tflite.convert(args.model, quantization="int8",
-                                 representative_data=args.data, preprocess=args.preprocess)
+                                 representative_data=args.data, preprocess=args.preprocess,
+                                 run_time_kernel_scales=args.run_time_kernel_scales)
     folded = batch_norm_folding.fold_batch_norm(model)
     interpreter = Interpreter(model_content=content, experimental_preserve_all_tensors=True)
     interpreter.allocate_tensors()

@@ -71,7 +71,14 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--layers", action="store_true",
                         help="single layers, every export formulation")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.run_time_kernel_scales != ["per_channel"] and (
+            args.layers or "int8" not in args.quantizations):
+        parser.error("--run-time-kernel-scales applies to the model table's int8 "
+                     f"rows. Received: --quantizations {' '.join(args.quantizations)}"
+                     f"{' --layers' if args.layers else ''}, --run-time-kernel-scales "
+                     f"{' '.join(args.run_time_kernel_scales)}")
+    return args
 
 
 def randomize_batch_norm(model, seed=0):
@@ -232,6 +239,8 @@ def main(argv=None):
     for (name, quantization, threads, dy_ms, static_ms, dy_size, static_size,
          left) in rows:
         left_text = ", ".join(f"{op} x{n}" for op, n in sorted(left.items())) or "-"
+        if args.no_xnnpack:
+            left_text = "(XNNPACK off)"
         print(f"| {name} | {quantization} | {threads} | {dy_ms:.2f} | "
               f"{static_ms:.2f} | {dy_ms / static_ms:.2f}x | {dy_size / 1e6:.1f} | "
               f"{static_size / 1e6:.1f} | {left_text} |")

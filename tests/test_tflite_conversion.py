@@ -72,6 +72,10 @@ def test_every_export_form_matches_the_per_sample_reference(name, quantization):
     calibration = _images(64, seed=1)
     content = kdc_tflite.convert(model, quantization=quantization,
                                  representative_data=calibration)
+    # A dilated conv is one dilated op, as a static one converts: no
+    # space-to-batch around it.
+    ops = kdc_tflite.compatibility.op_counts(content)
+    assert not {"SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND"} & set(ops), ops
     x = calibration[:4]
     expected = reference.dynamic_conv(layer, x)
     actual = kdc_tflite.runtime.predict(content, x)
@@ -375,7 +379,8 @@ def test_convert_cli_refuses_bad_flags_before_loading(tmp_path, capsys):
         convert_cli.main(["m.keras", "--output", "o.tflite",
                           "--run-time-kernel-scales", "per_tensor"])
     assert ("--run-time-kernel-scales needs --quantization int8. "
-            "Received: --quantization none") in capsys.readouterr().err
+            "Received: --quantization none, --run-time-kernel-scales per_tensor"
+            ) in capsys.readouterr().err
 
 
 def test_a_failed_conversion_or_verification_leaves_the_previous_file(

@@ -64,7 +64,8 @@ def parse_args(argv=None):
                      f"--quantization {args.quantization}")
     if args.run_time_kernel_scales != "per_channel" and args.quantization != "int8":
         parser.error(f"--run-time-kernel-scales needs --quantization int8. "
-                     f"Received: --quantization {args.quantization}")
+                     f"Received: --quantization {args.quantization}, "
+                     f"--run-time-kernel-scales {args.run_time_kernel_scales}")
     if args.input_size is not None and args.input_size < 1:
         parser.error(f"--input-size must be positive. Received: "
                      f"--input-size {args.input_size}")
