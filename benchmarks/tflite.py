@@ -190,18 +190,17 @@ def _cases(args):
 
 def main(argv=None):
     args = parse_args(argv)
+    kernels = "builtin kernels only" if args.no_xnnpack else "XNNPACK"
     if args.layers:
         print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
-              f"{cpu_name()}, {args.threads[0]} thread(s), batch 1, "
-              f"{'builtin kernels only' if args.no_xnnpack else 'XNNPACK'}\n")
+              f"{cpu_name()}, {args.threads[0]} thread(s), batch 1, {kernels}\n")
         return layer_main(args)
     rng = np.random.default_rng(0)
     size = args.image_size
     calibration = rng.uniform(-1, 1, (32, size, size, 3)).astype(np.float32)
     print(f"# LiteRT {kdc_tflite.runtime.litert_version()}, TF {tf.__version__}, "
           f"{cpu_name()}, {os.cpu_count()} cores, {size}x{size}, batch 1, "
-          f"{'builtin kernels only' if args.no_xnnpack else 'XNNPACK'}; "
-          f"median of {args.rounds} rounds x {args.runs} runs\n")
+          f"{kernels}; median of {args.rounds} rounds x {args.runs} runs\n")
     rows, failures = [], []
     for name in args.models:
         dy_model, static_model = build(name, True, size), build(name, False, size)

@@ -35,7 +35,11 @@ class Graph:
         return np.frombuffer(bytes(data), dtype=dtype).reshape(self.tensor(index).shape)
 
     def scales(self, index):
-        return np.asarray(self.tensor(index).quantization.scale, np.float64)
+        """The tensor's quantization scales, or None where it has none."""
+        quantization = self.tensor(index).quantization
+        if quantization is None or quantization.scale is None or len(quantization.scale) == 0:
+            return None
+        return np.asarray(quantization.scale, np.float64)
 
     def only_consumer(self, tensor):
         consumers = self.consumers.get(tensor, [])

@@ -173,9 +173,9 @@ def _rewrite_one(g, index):
     scale_op = g.graph.operators[scale_index]
     channel_scale = (g.values(scale_op.inputs[1], np.int8).reshape(-1)
                      * g.scales(scale_op.inputs[1]))
-    kernel_scales = _KERNEL_STEP * np.abs(channel_scale)
     if np.any(channel_scale <= 0):
         return None  # the scales are maxima of |w|: positive
+    kernel_scales = _KERNEL_STEP * channel_scale
     bias_scales = float(g.scales(op.inputs[0])[0]) * kernel_scales
     bias = np.zeros(channels)
     if len(scale_op.inputs) > 2 and scale_op.inputs[2] >= 0:

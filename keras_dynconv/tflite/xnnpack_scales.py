@@ -29,7 +29,6 @@ Example:
 0
 """
 
-import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from keras_dynconv.tflite.flatbuffer_graph import Graph
@@ -42,13 +41,6 @@ _FILTER_OPS = (_OPS.FULLY_CONNECTED, _OPS.CONV_2D, _OPS.DEPTHWISE_CONV_2D)
 _REQUANTIZING = _FILTER_OPS + (
     _OPS.BATCH_MATMUL, _OPS.ADD, _OPS.SUB, _OPS.MUL, _OPS.SOFTMAX, _OPS.MEAN,
     _OPS.QUANTIZE, _OPS.DEQUANTIZE, _OPS.LOGISTIC, _OPS.HARD_SWISH, _OPS.TANH)
-
-
-def _scale(g, index):
-    quantization = g.tensor(index).quantization
-    if quantization is None or quantization.scale is None or len(quantization.scale) == 0:
-        return None
-    return np.asarray(quantization.scale, np.float64)
 
 
 def widen_output_scales(content):
@@ -68,7 +60,7 @@ def widen_output_scales(content):
     for op in g.graph.operators:
         if g.code(op) not in _FILTER_OPS or not g.is_constant(op.inputs[1]):
             continue  # a run-time filter runs in LiteRT's builtin kernels
-        scales = [_scale(g, index) for index in (op.inputs[0], op.inputs[1], op.outputs[0])]
+        scales = [g.scales(index) for index in (op.inputs[0], op.inputs[1], op.outputs[0])]
         if any(s is None for s in scales):
             continue
         input_scale, filter_scale, output_scale = scales
