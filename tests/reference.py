@@ -5,14 +5,28 @@ import numpy as np
 import tensorflow as tf
 
 
-def attention(layer, x):
-    """The DY-CNN attention from the layer's weights, in float64 NumPy."""
+def attention(layer, x, training=False):
+    """The DY-CNN attention from the layer's weights, in float64 NumPy, for
+    every `attention_normalization` (batch statistics when `training`)."""
     w = {v.name: np.asarray(v.numpy(), np.float64)
          for v in layer.weights}
     pooled = np.asarray(x, np.float64).mean(axis=(1, 2))
-    hidden = np.maximum(
-        pooled @ w["attention_hidden_kernel"] + w["attention_hidden_bias"], 0
-    )
+    hidden = pooled @ w["attention_hidden_kernel"]
+    normalization = getattr(layer, "attention_normalization", "none")
+    if normalization == "none":
+        hidden = hidden + w["attention_hidden_bias"]
+    else:
+        if normalization == "layer":
+            mean = hidden.mean(axis=1, keepdims=True)
+            variance = hidden.var(axis=1, keepdims=True)
+        elif training:
+            mean, variance = hidden.mean(axis=0), hidden.var(axis=0)
+        else:
+            mean = w["attention_moving_mean"]
+            variance = w["attention_moving_variance"]
+        hidden = ((hidden - mean) / np.sqrt(variance + 1e-3)
+                  * w["attention_norm_gamma"] + w["attention_norm_beta"])
+    hidden = np.maximum(hidden, 0)
     logits = (hidden @ w["attention_logits_kernel"] + w["attention_logits_bias"])
     logits = logits / w["temperature"]
     e = np.exp(logits - logits.max(axis=1, keepdims=True))

@@ -71,10 +71,15 @@ def test_signature_follows_keras_applications(name):
         "input_tensor": None, "pooling": None, "classes": facts(name)["classes"],
         "classifier_activation": "softmax", "name": None, "num_kernels": 4,
         "dynamic": True, "dynamic_layers": None, "formulation": "auto",
+        "kernel_correlation": None, "attention_normalization": None,
+        "attention_min_hidden": None, "attention_logits_initializer": None,
+        "bn_momentum": None,
     }
     for arg, default in expected.items():
         assert params[arg].default == default, arg
-    assert list(params)[-1] == "formulation"
+    assert list(params)[-6:] == [
+        "formulation", "kernel_correlation", "attention_normalization",
+        "attention_min_hidden", "attention_logits_initializer", "bn_momentum"]
     if "alpha" in params:
         assert params["alpha"].default == 1.0
     doc = A.MODELS[name].__doc__

@@ -18,7 +18,8 @@ TWINS = [
 ]
 OWN_PARAMETERS = [
     "num_kernels", "temperature", "attention_reduction", "formulation",
-    "kernel_correlation",
+    "kernel_correlation", "attention_normalization", "attention_min_hidden",
+    "attention_logits_initializer",
 ]
 
 

@@ -3,6 +3,7 @@ weights and initialisation, attention, temperature, config, saving, export,
 model.fit with ragged last batches, and MirroredStrategy."""
 
 import math
+import os
 import re
 
 import keras
@@ -14,6 +15,7 @@ import keras_dynconv as kdc
 from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported
 from tests import reference
 
+DATA = os.path.join(os.path.dirname(__file__), "data")
 LAYERS = {
     "conv": lambda **kw: kdc.layers.DynamicConv2D(8, 3, **kw),
     "depthwise": lambda **kw: kdc.layers.DynamicDepthwiseConv2D(3, **kw),
@@ -41,6 +43,9 @@ LAYERS = {
         ({"attention_reduction": 0}, "Received: attention_reduction=0"),
         ({"kernel_correlation": 1.0}, "`kernel_correlation` must be a number in [0, 1). Received: kernel_correlation=1.0"),
         ({"kernel_correlation": -0.1}, "Received: kernel_correlation=-0.1"),
+        ({"attention_normalization": "group"}, "`attention_normalization` must be one of ['none', 'batch', 'layer']. Received: attention_normalization='group'"),
+        ({"attention_min_hidden": -4}, "`attention_min_hidden` must be an integer >= 1. Received: attention_min_hidden=-4"),
+        ({"attention_min_hidden": 0}, "Received: attention_min_hidden=0"),
     ],
 )
 def test_bad_constructor_args(kind, kwargs, message):
@@ -162,7 +167,9 @@ def test_attention_is_a_distribution_and_follows_the_temperature(kind):
 
 def test_assigned_temperature_reaches_compiled_models():
     inputs = keras.Input((8, 8, 3))
-    x = kdc.layers.DynamicConv2D(4, 3)(inputs)
+    # Eight hidden units: one (3 // 4, the paper's width) is dead for some
+    # draws, and the attention then ignores the temperature.
+    x = kdc.layers.DynamicConv2D(4, 3, attention_min_hidden=8)(inputs)
     model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
     layer = model.layers[1]
     layer.attention_logits_kernel.assign(
@@ -348,3 +355,47 @@ def test_kernel_correlation_sets_the_kernels_correlation_and_mixture_scale(kind)
     assert correlated.get_config()["kernel_correlation"] == 0.9
     clone = type(correlated).from_config(correlated.get_config())
     assert clone.kernel_correlation == 0.9
+
+
+@pytest.mark.parametrize("kind", LAYERS)
+def test_attention_options_round_trip_and_build_the_weights_they_name(kind):
+    layer = LAYERS[kind](
+        attention_normalization="batch", attention_min_hidden=16,
+        attention_logits_initializer=keras.initializers.RandomNormal(0.0, 0.01),
+    )
+    config = layer.get_config()
+    clone = type(layer).from_config(config)
+    assert clone.get_config() == config
+    layer.build((None, 8, 8, 8))
+    # 8 // 4 = 2 hidden units, raised to the floor.
+    assert tuple(layer.attention_hidden_kernel.shape) == (8, 16)
+    assert layer.attention_hidden_bias is None
+    assert tuple(layer.attention_moving_variance.shape) == (16,)
+    assert not layer.attention_moving_mean.trainable
+    assert np.abs(layer.attention_logits_kernel.numpy()).max() < 0.1
+
+
+def test_a_model_saved_before_the_attention_options_loads_as_the_paper_form():
+    """tests/data/legacy_paper_attention.keras was written by the package
+    before `attention_normalization` and its siblings existed."""
+    data = np.load(os.path.join(DATA, "legacy_paper_attention.npz"))
+    model = keras.models.load_model(os.path.join(DATA, "legacy_paper_attention.keras"))
+    for layer in kdc.utils.dynamic_layers(model):
+        assert layer.attention_normalization == "none"
+        assert layer.attention_min_hidden == 1
+        assert layer.attention_hidden_bias is not None
+    np.testing.assert_allclose(model.predict(data["inputs"], verbose=0),
+                               data["outputs"], atol=1e-6)
+
+
+def test_batch_normalized_attention_saves_its_moving_statistics(tmp_path):
+    inputs = keras.Input((6, 6, 3))
+    x = kdc.layers.DynamicConv2D(4, 3, attention_normalization="batch")(inputs)
+    model = keras.Model(inputs, x)
+    layer = model.layers[1]
+    layer.attention_moving_mean.assign(np.full(layer.attention_moving_mean.shape, 0.3))
+    x = np.random.normal(size=(2, 6, 6, 3)).astype("float32")
+    model.save(str(tmp_path / "m.keras"))
+    loaded = keras.models.load_model(str(tmp_path / "m.keras"))
+    np.testing.assert_allclose(loaded.layers[1].attention_moving_mean.numpy(), 0.3)
+    np.testing.assert_allclose(loaded(x), model(x), atol=1e-6)

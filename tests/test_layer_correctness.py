@@ -215,3 +215,85 @@ def test_num_kernels_1_is_the_static_layer(dynamic_cls, static_cls, kwargs):
     for formulation in FORMULATIONS:
         dynamic.formulation = formulation
         np.testing.assert_allclose(dynamic(x), static(x), atol=1e-5)
+
+
+def randomise_normalization(layer):
+    """Gains, offsets and moving statistics away from their initial values,
+    so that a wrongly applied normalization shows."""
+    if layer.attention_normalization == "none":
+        return
+    rng = np.random.default_rng(3)
+    hidden = layer.attention_norm_gamma.shape
+    layer.attention_norm_gamma.assign(rng.uniform(0.5, 2.0, hidden))
+    layer.attention_norm_beta.assign(rng.normal(0, 0.5, hidden))
+    if layer.attention_normalization == "batch":
+        layer.attention_moving_mean.assign(rng.normal(0, 0.3, hidden))
+        layer.attention_moving_variance.assign(rng.uniform(0.2, 2.0, hidden))
+
+
+NORMALIZATION_GEOMETRIES = [
+    (1, 1, "valid", 1, True, 5),
+    (3, 2, "same", 1, True, 1),
+    (3, 1, "valid", 2, False, 5),
+]
+
+
+@pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
+@pytest.mark.parametrize("formulation", FORMULATIONS)
+@pytest.mark.parametrize("kind", ["conv", "depthwise"])
+@pytest.mark.parametrize("geometry", NORMALIZATION_GEOMETRIES, ids=str)
+def test_attention_normalizations_match_reference(kind, formulation,
+                                                  normalization, geometry):
+    *conv_args, batch = geometry
+    layer = make_layer(kind, formulation, *conv_args,
+                       attention_normalization=normalization,
+                       attention_min_hidden=6)
+    x = np.random.normal(size=(batch, 9, 8, 4)).astype("float32")
+    layer.build(x.shape)
+    randomise_attention(layer)
+    randomise_normalization(layer)
+    np.testing.assert_allclose(layer(x, training=False).numpy(),
+                               reference.dynamic_conv(layer, x),
+                               atol=2e-5, rtol=1e-4)
+    if normalization != "batch" or batch == 1:
+        return
+    # Training: batch statistics, and the moving averages move toward them.
+    moving_mean = layer.attention_moving_mean.numpy()
+    np.testing.assert_allclose(layer.attention(x, training=True).numpy(),
+                               reference.attention(layer, x, training=True),
+                               atol=1e-5, rtol=1e-4)
+    assert not np.allclose(layer.attention_moving_mean.numpy(), moving_mean)
+
+
+@pytest.mark.parametrize("normalization", ["batch", "layer"])
+@pytest.mark.parametrize("kind", ["conv", "depthwise"])
+def test_normalized_attention_with_unknown_batch(kind, normalization):
+    layer = make_layer(kind, "auto", 3, 1, "same", 1, True,
+                       attention_normalization=normalization)
+    layer.build((None, None, None, 3))
+    randomise_attention(layer)
+    randomise_normalization(layer)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec([None, 7, 7, 3])])
+    for batch in (1, 3):
+        x = np.random.normal(size=(batch, 7, 7, 3)).astype("float32")
+        np.testing.assert_allclose(fn(x).numpy(), reference.dynamic_conv(layer, x),
+                                   atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["conv", "depthwise"])
+def test_layer_normalized_attention_ignores_input_scale(kind):
+    """The per-sample form sees the features' pattern, not their size: the
+    attention of 100 x (any input) is that of the input."""
+    layer = make_layer(kind, "auto", 3, 1, "same", 1, False,
+                       attention_normalization="layer")
+    x = np.abs(np.random.normal(size=(4, 7, 7, 3))).astype("float32")
+    layer.build(x.shape)
+    randomise_attention(layer)
+    np.testing.assert_allclose(layer.attention(100 * x).numpy(),
+                               layer.attention(x).numpy(), atol=1e-5)
+    paper = make_layer(kind, "auto", 3, 1, "same", 1, False,
+                       attention_normalization="none")
+    paper.build(x.shape)
+    randomise_attention(paper)
+    assert np.abs(paper.attention(100 * x).numpy()
+                  - paper.attention(x).numpy()).max() > 1e-2

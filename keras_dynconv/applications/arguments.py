@@ -9,9 +9,12 @@ import math
 import numbers
 import os
 
+import keras
+
 from keras_dynconv.applications import placement
 from keras_dynconv.layers import FORMULATIONS
 from keras_dynconv.layers import arguments
+from keras_dynconv.layers.base_dynamic_conv import ATTENTION_NORMALIZATIONS
 
 
 def check_bool(*, value, name):
@@ -117,3 +120,46 @@ def check_common(
         raise ValueError(f"`name` must be None or a string. Received: name={name!r}")
     check_formulation(formulation=formulation)
     return placement.placement_rule(dynamic=dynamic, dynamic_layers=dynamic_layers)
+
+
+def model_options(*, kernel_correlation, attention_normalization,
+                  attention_min_hidden, attention_logits_initializer,
+                  bn_momentum):
+    """Checks the dynamic layers' options a builder forwards, and its
+    BatchNorm momentum.
+
+    Returns:
+        `{"layer": {argument: value}, "bn_momentum": float or None}`; an
+        argument left None is absent from "layer", so the dynamic layers use
+        their own default.
+    """
+    layer = {}
+    if kernel_correlation is not None:
+        layer["kernel_correlation"] = arguments.unit_interval(
+            kernel_correlation, "kernel_correlation")
+    if attention_normalization is not None:
+        layer["attention_normalization"] = arguments.choice(
+            attention_normalization, "attention_normalization",
+            ATTENTION_NORMALIZATIONS)
+    if attention_min_hidden is not None:
+        layer["attention_min_hidden"] = arguments.positive_int(
+            attention_min_hidden, "attention_min_hidden")
+    if attention_logits_initializer is not None:
+        try:
+            keras.initializers.get(attention_logits_initializer)
+        except (TypeError, ValueError) as error:
+            raise ValueError(
+                "`attention_logits_initializer` must be a Keras initializer, "
+                f"its name or its config ({error}). Received: "
+                f"attention_logits_initializer={attention_logits_initializer!r}"
+            ) from None
+        layer["attention_logits_initializer"] = attention_logits_initializer
+    if bn_momentum is not None:
+        if (not isinstance(bn_momentum, numbers.Real)
+                or isinstance(bn_momentum, bool) or not 0 <= bn_momentum < 1):
+            raise ValueError(
+                "`bn_momentum` must be a number in [0, 1). "
+                f"Received: bn_momentum={bn_momentum!r}"
+            )
+        bn_momentum = float(bn_momentum)
+    return {"layer": layer, "bn_momentum": bn_momentum}

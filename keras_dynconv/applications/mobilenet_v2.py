@@ -71,7 +71,7 @@ def _inverted_res_block(x, factory, *, expansion, filters, stride, block_id):
 def _mobilenet_v2(
     *, input_shape, alpha, include_top, weights, input_tensor, pooling,
     classes, classifier_activation, name, num_kernels, dynamic,
-    dynamic_layers, dropout_rate, formulation,
+    dynamic_layers, dropout_rate, formulation, options,
 ):
     alpha = arguments.check_alpha(alpha=alpha)
     weights = arguments.check_weights(weights=weights)
@@ -90,7 +90,7 @@ def _mobilenet_v2(
     )
     factory = placement.ConvFactory(
         rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
-        formulation=formulation,
+        formulation=formulation, options=options,
     )
 
     x = factory.conv(
@@ -146,6 +146,11 @@ def DYMobileNetV2(
     dynamic_layers=None,
     dropout_rate=0.0,
     formulation="auto",
+    kernel_correlation=None,
+    attention_normalization=None,
+    attention_min_hidden=None,
+    attention_logits_initializer=None,
+    bn_momentum=None,
 ):
     return _mobilenet_v2(
         input_shape=input_shape, alpha=alpha, include_top=include_top,
@@ -154,6 +159,13 @@ def DYMobileNetV2(
         name=name, num_kernels=num_kernels, dynamic=dynamic,
         dynamic_layers=dynamic_layers, dropout_rate=dropout_rate,
         formulation=formulation,
+        options=arguments.model_options(
+            kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
+            bn_momentum=bn_momentum,
+        ),
     )
 
 

@@ -144,7 +144,7 @@ def _mobilenet_v3(
     *, model_type, input_shape, alpha, minimalistic, include_top, weights,
     input_tensor, pooling, classes, dropout_rate, classifier_activation,
     include_preprocessing, name, num_kernels, dynamic, dynamic_layers,
-    formulation,
+    formulation, options,
 ):
     alpha = arguments.check_alpha(alpha=alpha)
     weights = arguments.check_weights(weights=weights)
@@ -164,7 +164,7 @@ def _mobilenet_v3(
     )
     factory = placement.ConvFactory(
         rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
-        formulation=formulation,
+        formulation=formulation, options=options,
     )
     blocks, last_point = ARCHITECTURES[model_type]
     if minimalistic:
@@ -230,6 +230,11 @@ def DYMobileNetV3Small(
     dynamic=True,
     dynamic_layers=None,
     formulation="auto",
+    kernel_correlation=None,
+    attention_normalization=None,
+    attention_min_hidden=None,
+    attention_logits_initializer=None,
+    bn_momentum=None,
 ):
     return _mobilenet_v3(
         model_type="small", input_shape=input_shape, alpha=alpha,
@@ -239,6 +244,13 @@ def DYMobileNetV3Small(
         include_preprocessing=include_preprocessing, name=name,
         num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
         formulation=formulation,
+        options=arguments.model_options(
+            kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
+            bn_momentum=bn_momentum,
+        ),
     )
 
 
@@ -260,6 +272,11 @@ def DYMobileNetV3Large(
     dynamic=True,
     dynamic_layers=None,
     formulation="auto",
+    kernel_correlation=None,
+    attention_normalization=None,
+    attention_min_hidden=None,
+    attention_logits_initializer=None,
+    bn_momentum=None,
 ):
     return _mobilenet_v3(
         model_type="large", input_shape=input_shape, alpha=alpha,
@@ -269,6 +286,13 @@ def DYMobileNetV3Large(
         include_preprocessing=include_preprocessing, name=name,
         num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
         formulation=formulation,
+        options=arguments.model_options(
+            kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
+            bn_momentum=bn_momentum,
+        ),
     )
 
 

@@ -125,9 +125,14 @@ def feature_pooling(x, *, pooling):
 
 def finish(*, inputs, outputs, name, weights, factory):
     """Checks the placement, builds the functional model, applies a callable
-    `formulation` to its dynamic layers and loads the weights."""
+    `formulation` to its dynamic layers, sets the BatchNorm momentum and
+    loads the weights."""
     factory.check_names()
     model = keras.Model(inputs, outputs, name=name)
+    if factory.bn_momentum is not None:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = factory.bn_momentum
     if callable(factory.formulation):
         # A name was already given to each layer; a callable needs the
         # built layers (their kernel size, channels) to choose.

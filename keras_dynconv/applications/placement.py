@@ -72,9 +72,17 @@ class ConvFactory:
         formulation: the `formulation` of the dynamic layers, when it is a
             name; a callable is applied to the finished model instead
             (`model_io.finish`), so the layers start at "auto".
+        options: from `arguments.model_options`: more arguments of every
+            dynamic layer ("layer") and the BatchNorm momentum
+            ("bn_momentum", None for the family's own) `model_io.finish`
+            sets.
     """
 
-    def __init__(self, *, rule, num_kernels, paper_roles, formulation="auto"):
+    def __init__(self, *, rule, num_kernels, paper_roles, formulation="auto",
+                 options=None):
+        options = options or {}
+        self.layer_options = dict(options.get("layer", {}))
+        self.bn_momentum = options.get("bn_momentum")
         self.rule = rule
         self.num_kernels = num_kernels
         self.paper_roles = frozenset(paper_roles)
@@ -105,7 +113,8 @@ class ConvFactory:
 
     def _dynamic_kwargs(self):
         formulation = "auto" if callable(self.formulation) else self.formulation
-        return {"num_kernels": self.num_kernels, "formulation": formulation}
+        return {"num_kernels": self.num_kernels, "formulation": formulation,
+                **self.layer_options}
 
     def conv(self, x, filters, kernel_size, name, role, strides=1,
              padding="same", use_bias=False):

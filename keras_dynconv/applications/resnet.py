@@ -86,7 +86,7 @@ def _basic_block(x, factory, *, filters, stride, prefix):
 def _resnet(
     *, model_type, input_shape, include_top, weights, input_tensor, pooling,
     classes, classifier_activation, include_preprocessing, name, num_kernels,
-    dynamic, dynamic_layers, dropout_rate, formulation,
+    dynamic, dynamic_layers, dropout_rate, formulation, options,
 ):
     weights = arguments.check_weights(weights=weights)
     rule = arguments.check_common(
@@ -105,7 +105,7 @@ def _resnet(
     )
     factory = placement.ConvFactory(
         rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
-        formulation=formulation,
+        formulation=formulation, options=options,
     )
 
     x = image
@@ -157,6 +157,11 @@ def DYResNet18(
     dropout_rate=0.0,
     include_preprocessing=True,
     formulation="auto",
+    kernel_correlation=None,
+    attention_normalization=None,
+    attention_min_hidden=None,
+    attention_logits_initializer=None,
+    bn_momentum=None,
 ):
     return _resnet(
         model_type="resnet18", input_shape=input_shape,
@@ -166,6 +171,13 @@ def DYResNet18(
         include_preprocessing=include_preprocessing, name=name,
         num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
         dropout_rate=dropout_rate, formulation=formulation,
+        options=arguments.model_options(
+            kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
+            bn_momentum=bn_momentum,
+        ),
     )
 
 
@@ -185,6 +197,11 @@ def DYResNet10(
     dropout_rate=0.0,
     include_preprocessing=True,
     formulation="auto",
+    kernel_correlation=None,
+    attention_normalization=None,
+    attention_min_hidden=None,
+    attention_logits_initializer=None,
+    bn_momentum=None,
 ):
     return _resnet(
         model_type="resnet10", input_shape=input_shape,
@@ -194,6 +211,13 @@ def DYResNet10(
         include_preprocessing=include_preprocessing, name=name,
         num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
         dropout_rate=dropout_rate, formulation=formulation,
+        options=arguments.model_options(
+            kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
+            bn_momentum=bn_momentum,
+        ),
     )
 
 

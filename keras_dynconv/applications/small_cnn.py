@@ -51,7 +51,7 @@ def _top(x, *, classes, classifier_activation, dropout_rate):
 def _small_cnn(
     *, input_shape, include_top, weights, input_tensor, pooling, classes,
     classifier_activation, name, num_kernels, dynamic, dynamic_layers,
-    dropout_rate, formulation,
+    dropout_rate, formulation, options,
 ):
     weights = arguments.check_weights(weights=weights)
     rule = arguments.check_common(
@@ -67,7 +67,7 @@ def _small_cnn(
     )
     factory = placement.ConvFactory(
         rule=rule, num_kernels=num_kernels, paper_roles=PAPER_ROLES,
-        formulation=formulation,
+        formulation=formulation, options=options,
     )
 
     x = keras.layers.Rescaling(1 / 255, name="rescaling")(image)
@@ -110,6 +110,11 @@ def SmallCNN(
     dynamic_layers=None,
     dropout_rate=0.2,
     formulation="auto",
+    kernel_correlation=None,
+    attention_normalization=None,
+    attention_min_hidden=None,
+    attention_logits_initializer=None,
+    bn_momentum=None,
 ):
     return _small_cnn(
         input_shape=input_shape, include_top=include_top, weights=weights,
@@ -117,6 +122,13 @@ def SmallCNN(
         classifier_activation=classifier_activation, name=name,
         num_kernels=num_kernels, dynamic=dynamic, dynamic_layers=dynamic_layers,
         dropout_rate=dropout_rate, formulation=formulation,
+        options=arguments.model_options(
+            kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
+            bn_momentum=bn_momentum,
+        ),
     )
 
 

@@ -14,6 +14,10 @@ def annealed_temperature(step, total_steps, start=30.0, end=1.0):
     return start + (end - start) * progress
 
 
+#: The paper's ramp: 30 -> 1 over the first 10 epochs (of ImageNet).
+PAPER_EPOCHS = 10
+
+
 class TemperatureAnnealing(keras.callbacks.Callback):
     """Anneals the attention temperature of every dynamic layer, per step.
 
@@ -30,12 +34,20 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     > 1, Keras calls batch callbacks once per execution, so the temperature
     changes once per execution (at most `steps_per_execution - 1` steps late).
 
+    The ramp's length is given in one of three ways: `epochs` (the paper:
+    10), `steps`, or `fraction` of the whole run (`model.fit`'s epochs times
+    its steps per epoch).
+
     Args:
         start: temperature at step 0 (> 0).
         end: temperature once annealed (> 0, <= start).
         epochs: length of the ramp in epochs (> 0, may be fractional).
+            Default: 10, unless `steps` or `fraction` is given.
         steps_per_epoch: training steps in an epoch. Default: what
             `model.fit` reports; required when the dataset's length is unknown.
+        steps: length of the ramp in training steps (> 0).
+        fraction: length of the ramp as a fraction, in (0, 1], of all the
+            training steps of `model.fit` (epochs x steps per epoch).
 
     Raises:
         ValueError: on invalid arguments, or at the start of training when
@@ -56,7 +68,8 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     [22.75, 8.25, 1.0]
     """
 
-    def __init__(self, start=30.0, end=1.0, epochs=10, steps_per_epoch=None):
+    def __init__(self, start=30.0, end=1.0, epochs=None, steps_per_epoch=None,
+                 steps=None, fraction=None):
         super().__init__()
         self.start = arguments.positive_finite(start, "start")
         self.end = arguments.positive_finite(end, "end")
@@ -65,7 +78,29 @@ class TemperatureAnnealing(keras.callbacks.Callback):
                 "`end` must be <= `start` (the temperature is annealed down). "
                 f"Received: start={start!r}, end={end!r}"
             )
-        self.epochs = arguments.positive_finite(epochs, "epochs")
+        given = [name for name, value in
+                 (("epochs", epochs), ("steps", steps), ("fraction", fraction))
+                 if value is not None]
+        if len(given) > 1:
+            raise ValueError(
+                "Give the annealing's length once: as `epochs`, `steps` or "
+                f"`fraction`. Received: epochs={epochs!r}, steps={steps!r}, "
+                f"fraction={fraction!r}"
+            )
+        if not given:
+            epochs = PAPER_EPOCHS
+        self.epochs = (None if epochs is None
+                       else arguments.positive_finite(epochs, "epochs"))
+        self.steps = (None if steps is None
+                      else arguments.positive_int(steps, "steps"))
+        if fraction is not None:
+            fraction = arguments.positive_finite(fraction, "fraction")
+            if fraction > 1:
+                raise ValueError(
+                    "`fraction` is the share of training the annealing takes, "
+                    f"in (0, 1]. Received: fraction={fraction!r}"
+                )
+        self.fraction = fraction
         if steps_per_epoch is not None:
             steps_per_epoch = arguments.positive_int(
                 steps_per_epoch, "steps_per_epoch"
@@ -83,6 +118,9 @@ class TemperatureAnnealing(keras.callbacks.Callback):
                 f"{self.model.name!r}; it will do nothing.",
                 stacklevel=2,
             )
+        if self.steps is not None:
+            self._total_steps = self.steps
+            return
         steps = self.steps_per_epoch or self.params.get("steps")
         if not steps:
             raise ValueError(
@@ -91,7 +129,11 @@ class TemperatureAnnealing(keras.callbacks.Callback):
                 "Pass `steps_per_epoch` to TemperatureAnnealing. "
                 f"Received: steps_per_epoch={self.steps_per_epoch!r}"
             )
-        self._total_steps = self.epochs * steps
+        if self.fraction is not None:
+            self._total_steps = max(
+                1.0, self.fraction * steps * self.params.get("epochs", 1))
+        else:
+            self._total_steps = self.epochs * steps
 
     def on_train_batch_begin(self, batch, logs=None):
         step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
@@ -117,4 +159,6 @@ class TemperatureAnnealing(keras.callbacks.Callback):
             "end": self.end,
             "epochs": self.epochs,
             "steps_per_epoch": self.steps_per_epoch,
+            "steps": self.steps,
+            "fraction": self.fraction,
         }

@@ -24,6 +24,25 @@ from keras_dynconv.ops.conv_geometry import output_length
 
 FORMULATION_CHOICES = ("auto",) + per_sample_conv.FORMULATIONS
 
+#: How the attention normalises its hidden layer (before the ReLU):
+#: "none" is the paper's FC1 with a bias; "batch" is BatchNorm over the
+#: batch (OSVAI/ODConv's form); "layer" normalises each sample over its
+#: hidden units, so it trains at batch 1 too. A normalised attention
+#: ignores the scale of the features it pools.
+ATTENTION_NORMALIZATIONS = ("none", "batch", "layer")
+
+#: The attention of the paper (Chen et al. 2020): what a config saved
+#: without these arguments (the package before they existed) loads as.
+PAPER_ATTENTION = {
+    "attention_normalization": "none",
+    "attention_min_hidden": 1,
+    "attention_logits_initializer": "glorot_uniform",
+}
+#: Momentum of the moving statistics of the "batch" normalization
+#: (PyTorch's BatchNorm1d default, which ODConv trains with).
+ATTENTION_BATCH_NORM_MOMENTUM = 0.9
+_NORM_EPSILON = 1e-3
+
 
 def scale_channels(tensor, scale):
     """`tensor * scale` over the channels, as a 1x1 depthwise conv with a
@@ -70,6 +89,9 @@ class BaseDynamicConv(keras.layers.Layer):
         attention_reduction,
         formulation,
         kernel_correlation=0.0,
+        attention_normalization="none",
+        attention_min_hidden=1,
+        attention_logits_initializer="glorot_uniform",
         **kwargs,
     ):
         arguments.tensorflow_backend()
@@ -92,6 +114,16 @@ class BaseDynamicConv(keras.layers.Layer):
         self.formulation = formulation
         self.kernel_correlation = arguments.unit_interval(
             kernel_correlation, "kernel_correlation"
+        )
+        self.attention_normalization = arguments.choice(
+            attention_normalization, "attention_normalization",
+            ATTENTION_NORMALIZATIONS,
+        )
+        self.attention_min_hidden = arguments.positive_int(
+            attention_min_hidden, "attention_min_hidden"
+        )
+        self.attention_logits_initializer = keras.initializers.get(
+            attention_logits_initializer
         )
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
@@ -243,41 +275,110 @@ class BaseDynamicConv(keras.layers.Layer):
             initializer=keras.initializers.Constant(self._initial_temperature),
             dtype="float32", trainable=False, autocast=False,
         )
+        self._build_attention_normalization(self.attention_hidden_kernel.shape[1])
+
+    def attention_hidden_units(self, in_channels):
+        """Units of the attention's hidden layer for `in_channels` inputs:
+        `max(attention_min_hidden, in_channels // attention_reduction)`."""
+        return max(self.attention_min_hidden,
+                   in_channels // self.attention_reduction)
 
     def _build_attention(self, in_channels):
         # The attention branch always computes in float32 (autocast=False):
         # the softmax of logits / 30 loses its spread in float16.
-        hidden = max(1, in_channels // self.attention_reduction)
+        hidden = self.attention_hidden_units(in_channels)
         float32 = dict(dtype="float32", autocast=False)
         self.attention_hidden_kernel = self.add_weight(
             name="attention_hidden_kernel", shape=(in_channels, hidden),
             initializer="glorot_uniform", **float32,
         )
-        self.attention_hidden_bias = self.add_weight(
-            name="attention_hidden_bias", shape=(hidden,),
-            initializer="zeros", **float32,
-        )
+        # A normalised hidden layer has its offset in `attention_norm_beta`.
+        self.attention_hidden_bias = None
+        if self.attention_normalization == "none":
+            self.attention_hidden_bias = self.add_weight(
+                name="attention_hidden_bias", shape=(hidden,),
+                initializer="zeros", **float32,
+            )
         self.attention_logits_kernel = self.add_weight(
             name="attention_logits_kernel", shape=(hidden, self.num_kernels),
-            initializer="glorot_uniform", **float32,
+            initializer=self.attention_logits_initializer, **float32,
         )
         self.attention_logits_bias = self.add_weight(
             name="attention_logits_bias", shape=(self.num_kernels,),
             initializer="zeros", **float32,
         )
 
+    def _build_attention_normalization(self, hidden):
+        # Built after the temperature, so that a paper-form layer keeps the
+        # variable order of the files saved before normalization existed.
+        if self.attention_normalization == "none":
+            return
+        float32 = dict(dtype="float32", autocast=False)
+        self.attention_norm_gamma = self.add_weight(
+            name="attention_norm_gamma", shape=(hidden,),
+            initializer="ones", **float32,
+        )
+        self.attention_norm_beta = self.add_weight(
+            name="attention_norm_beta", shape=(hidden,),
+            initializer="zeros", **float32,
+        )
+        if self.attention_normalization == "batch":
+            self.attention_moving_mean = self.add_weight(
+                name="attention_moving_mean", shape=(hidden,),
+                initializer="zeros", trainable=False, **float32,
+            )
+            self.attention_moving_variance = self.add_weight(
+                name="attention_moving_variance", shape=(hidden,),
+                initializer="ones", trainable=False, **float32,
+            )
+
     # -- forward ---------------------------------------------------------------
 
-    def attention(self, inputs):
+    def attention(self, inputs, training=None):
         """The `(batch, num_kernels)` float32 kernel attention for `inputs`.
 
         Rows are softmax distributions: each entry in [0, 1], each row sums
         to 1. This is exactly what `call` mixes the kernels with (an int8
         export with `int8_attention_ranges` rounds its activations).
+        `training` matters only to `attention_normalization="batch"`: batch
+        statistics (and a moving-average update) when True, the moving
+        averages otherwise.
         """
-        return self._attention(inputs, ranges=None)
+        return self._attention(inputs, ranges=None, training=training)
 
-    def _attention(self, inputs, ranges):
+    def attention_hidden(self, pooled, training=None, hidden_kernel=None):
+        """The attention's hidden layer for `(batch, in_channels)` pooled
+        features: FC1, the normalization, ReLU.
+
+        `hidden_kernel` replaces `attention_hidden_kernel` (quantization
+        passes its fake-quantised copy).
+        """
+        ops = keras.ops
+        if hidden_kernel is None:
+            hidden_kernel = self.attention_hidden_kernel
+        hidden = ops.matmul(pooled, hidden_kernel)
+        if self.attention_normalization == "none":
+            return ops.relu(hidden + self.attention_hidden_bias)
+        if self.attention_normalization == "layer":
+            mean = ops.mean(hidden, axis=-1, keepdims=True)
+            variance = ops.var(hidden, axis=-1, keepdims=True)
+        elif training:
+            mean = ops.mean(hidden, axis=0)
+            variance = ops.var(hidden, axis=0)
+            momentum = ATTENTION_BATCH_NORM_MOMENTUM
+            self.attention_moving_mean.assign(
+                momentum * self.attention_moving_mean + (1 - momentum) * mean)
+            self.attention_moving_variance.assign(
+                momentum * self.attention_moving_variance
+                + (1 - momentum) * variance)
+        else:
+            mean = self.attention_moving_mean
+            variance = self.attention_moving_variance
+        normalised = (hidden - mean) * ops.rsqrt(variance + _NORM_EPSILON)
+        return ops.relu(normalised * self.attention_norm_gamma
+                        + self.attention_norm_beta)
+
+    def _attention(self, inputs, ranges, training=None):
         ops = keras.ops
 
         def pinned(tensor, name):
@@ -287,10 +388,7 @@ class BaseDynamicConv(keras.layers.Layer):
             return tf.quantization.fake_quant_with_min_max_args(tensor, low, high)
 
         pooled = pinned(ops.mean(ops.cast(inputs, "float32"), axis=(1, 2)), "pooled")
-        hidden = pinned(ops.relu(
-            ops.matmul(pooled, self.attention_hidden_kernel)
-            + self.attention_hidden_bias
-        ), "hidden")
+        hidden = pinned(self.attention_hidden(pooled, training), "hidden")
         logits = pinned(
             ops.matmul(hidden, self.attention_logits_kernel)
             + self.attention_logits_bias, "logits"
@@ -302,7 +400,7 @@ class BaseDynamicConv(keras.layers.Layer):
         ranges = self.int8_attention_ranges if purpose == "export_int8" else None
         # Through the public `attention` unless ranges are pinned: it is the
         # hook `utils.pictures` records the mixing weights at.
-        attention = (self.attention(inputs) if ranges is None
+        attention = (self.attention(inputs, training=training) if ranges is None
                      else self._attention(inputs, ranges))
         attention = keras.ops.cast(attention, self.compute_dtype)
         formulation = self._formulation
@@ -500,6 +598,17 @@ class BaseDynamicConv(keras.layers.Layer):
                 "attention_reduction": self.attention_reduction,
                 "formulation": self.formulation,
                 "kernel_correlation": self.kernel_correlation,
+                "attention_normalization": self.attention_normalization,
+                "attention_min_hidden": self.attention_min_hidden,
+                "attention_logits_initializer": keras.initializers.serialize(
+                    self.attention_logits_initializer
+                ),
             }
         )
         return config
+
+    @classmethod
+    def from_config(cls, config):
+        # A config written before the attention options existed is the
+        # paper's attention, and keeps computing exactly what it did.
+        return super().from_config({**PAPER_ATTENTION, **config})

@@ -112,6 +112,9 @@ class DynamicConv2D(BaseDynamicConv):
         attention_reduction=4,
         formulation="auto",
         kernel_correlation=0.0,
+        attention_normalization="none",
+        attention_min_hidden=1,
+        attention_logits_initializer="glorot_uniform",
         **kwargs,
     ):
         super().__init__(
@@ -134,6 +137,9 @@ class DynamicConv2D(BaseDynamicConv):
             attention_reduction=attention_reduction,
             formulation=formulation,
             kernel_correlation=kernel_correlation,
+            attention_normalization=attention_normalization,
+            attention_min_hidden=attention_min_hidden,
+            attention_logits_initializer=attention_logits_initializer,
             **kwargs,
         )
         self.filters = arguments.positive_int(filters, "filters")

@@ -273,8 +273,8 @@ class DynamicQuantizeWrapper(_BaseQuantizeWrapper):
             ops.mean(ops.cast(inputs, "float32"), axis=(1, 2)), training)
         hidden_kernel = self._hidden_kernel_slot(
             tf.convert_to_tensor(layer.attention_hidden_kernel), training)
-        hidden = self._hidden_slot(ops.relu(
-            ops.matmul(pooled, hidden_kernel) + layer.attention_hidden_bias),
+        hidden = self._hidden_slot(
+            layer.attention_hidden(pooled, training, hidden_kernel=hidden_kernel),
             training)
         logits_kernel = self._logits_kernel_slot(
             tf.convert_to_tensor(layer.attention_logits_kernel), training)

@@ -19,6 +19,7 @@ import re
 import typing
 
 from keras_dynconv.applications import MODELS
+from keras_dynconv.layers.base_dynamic_conv import ATTENTION_NORMALIZATIONS
 
 RECIPE_DIR = os.path.join(os.path.dirname(__file__), "recipes")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -56,10 +57,14 @@ class TrainConfig:
     dynamic: bool = _field(True, "--no-dynamic trains the static twin", flag="--no-dynamic")
     num_kernels: int = _field(4, "K, kernels per dynamic layer")
     formulation: str = _field("auto", "formulation of every dynamic layer")
-    kernel_correlation: float = _field(
-        0.0, "correlation in [0, 1) of the K kernels' initial values (0: "
-        "independent, the paper's; 0.9 keeps the kernel a sharpening attention "
-        "picks close to the trained mean: see docs/training.md)")
+    kernel_correlation: typing.Optional[float] = _field(
+        None, "correlation in [0, 1) of the K kernels' initial values "
+        "(default: the layers'; 0 is the paper's independent draw)")
+    attention_normalization: typing.Optional[str] = _field(
+        None, "normalization inside the attention (default: the layers'; "
+        "'none' is the paper's)", ATTENTION_NORMALIZATIONS)
+    attention_min_hidden: typing.Optional[int] = _field(
+        None, "floor on the attention's hidden units (default: the layers')")
     dropout: typing.Optional[float] = _field(None, "dropout before the classifier "
                                              "(default: the model's)")
     bn_momentum: typing.Optional[float] = _field(
@@ -91,7 +96,14 @@ class TrainConfig:
     # The temperature of the dynamic layers.
     temperature_start: float = _field(30.0, "temperature at step 0")
     temperature_end: float = _field(1.0, "temperature once annealed")
-    temperature_epochs: float = _field(10.0, "epochs of the linear annealing")
+    temperature_epochs: typing.Optional[float] = _field(
+        None, "length of the linear annealing in epochs (the paper: 10)")
+    temperature_steps: typing.Optional[int] = _field(
+        None, "length of the linear annealing in training steps")
+    temperature_fraction: typing.Optional[float] = _field(
+        None, "length of the linear annealing as a fraction in (0, 1] of the "
+        "run (default, when no length is given: kdc.callbacks."
+        "TemperatureAnnealing's)")
     fixed_temperature: typing.Optional[float] = _field(
         None, "train at this temperature throughout (no annealing)")
     # Where and how.
@@ -199,6 +211,11 @@ def resolve(config):
     config = dataclasses.replace(config)
     config.model = model_name(config.model)
     _check_numbers(config)
+    if config.attention_normalization is not None:
+        allowed = ATTENTION_NORMALIZATIONS
+        if config.attention_normalization not in allowed:
+            _fail("attention_normalization", config.attention_normalization,
+                  f"must be one of {list(allowed)}.")
     for name in ("augment", "optimizer", "lr_schedule", "strategy",
                  "mixed_precision", "jit"):
         allowed = TrainConfig.__dataclass_fields__[name].metadata["choices"]
@@ -234,15 +251,18 @@ def _check_numbers(config):
         value = getattr(config, name)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             _fail(name, value, "must be an integer >= 1.")
-    for name in ("train_limit", "eval_limit"):
+    for name in ("train_limit", "eval_limit", "attention_min_hidden",
+                 "temperature_steps"):
         value = getattr(config, name)
         if value is not None and (not isinstance(value, int) or value < 1):
             _fail(name, value, "must be an integer >= 1.")
     positive = ("learning_rate", "temperature_start", "temperature_end",
-                "temperature_epochs", "lr_decay_factor")
-    for name in positive + ("alpha", "fixed_temperature"):
+                "lr_decay_factor")
+    optional = ("alpha", "fixed_temperature", "temperature_epochs",
+                "temperature_fraction")
+    for name in positive + optional:
         value = getattr(config, name)
-        if value is None and name in ("alpha", "fixed_temperature"):
+        if value is None and name in optional:
             continue
         if not _finite(value) or value <= 0:
             _fail(name, value, "must be a finite number > 0.")
@@ -253,10 +273,16 @@ def _check_numbers(config):
     for name in ("momentum", "label_smoothing"):
         if getattr(config, name) >= 1:
             _fail(name, getattr(config, name), "must be < 1.")
-    if not _finite(config.kernel_correlation) or not 0 <= config.kernel_correlation < 1:
-        _fail("kernel_correlation", config.kernel_correlation,
-              "must be a number in [0, 1).")
-    for name in ("dropout", "bn_momentum"):
+    if config.temperature_fraction is not None and config.temperature_fraction > 1:
+        _fail("temperature_fraction", config.temperature_fraction,
+              "must be in (0, 1]: the share of the run the annealing takes.")
+    lengths = [name for name in ("temperature_epochs", "temperature_steps",
+                                 "temperature_fraction")
+               if getattr(config, name) is not None]
+    if len(lengths) > 1:
+        _fail(lengths[1], getattr(config, lengths[1]),
+              f"give the annealing's length once (also given: {flag(lengths[0])}).")
+    for name in ("dropout", "bn_momentum", "kernel_correlation"):
         value = getattr(config, name)
         if value is not None and (not _finite(value) or not 0 <= value < 1):
             _fail(name, value, "must be a number in [0, 1).")

@@ -21,7 +21,6 @@ import tensorflow as tf
 from keras_dynconv.applications import MODELS
 from keras_dynconv.callbacks import AttentionLogger
 from keras_dynconv.callbacks import TemperatureAnnealing
-from keras_dynconv.layers.kernel_stack import PerKernelInitializer
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import data
 from keras_dynconv.training import durability
@@ -84,13 +83,20 @@ def _build_model(config, spec, channels):
         input_shape=(config.image_size, config.image_size, channels),
         classes=spec.num_classes, dynamic=config.dynamic,
         num_kernels=config.num_kernels, formulation=config.formulation,
+        bn_momentum=config.bn_momentum,
     )
+    if config.dynamic:
+        kwargs.update(
+            kernel_correlation=config.kernel_correlation,
+            attention_normalization=config.attention_normalization,
+            attention_min_hidden=config.attention_min_hidden,
+        )
     if config.alpha is not None:
         kwargs["alpha"] = config.alpha
     if config.dropout is not None:
         kwargs["dropout_rate"] = config.dropout
     try:
-        model = MODELS[config.model](**kwargs)
+        return MODELS[config.model](**kwargs)
     except ValueError as error:
         if "input" in str(error).lower() and "size" in str(error).lower():
             raise config_lib.ConfigError(
@@ -99,26 +105,6 @@ def _build_model(config, spec, channels):
                 f"Received: --image-size={config.image_size}"
             ) from None
         raise
-    if config.dynamic and config.kernel_correlation:
-        _correlate_kernels(model, config.kernel_correlation)
-    if config.bn_momentum is not None:
-        # Keras tracks nested layers alike; `_flatten_layers` walks them.
-        for layer in model._flatten_layers(include_self=False):
-            if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = config.bn_momentum
-    return model
-
-
-def _correlate_kernels(model, correlation):
-    """Re-draws the K kernels of every dynamic layer with `correlation` (the
-    applications build them independent, as the paper); a resumed run then
-    restores its trained weights over them."""
-    for layer in dynamic_layers(model):
-        layer.kernel_correlation = correlation
-        initializer = PerKernelInitializer(
-            layer.kernel_initializer, layer.num_kernels, correlation=correlation)
-        layer.kernel.assign(initializer(tuple(layer.kernel.shape),
-                                        dtype=layer.kernel.dtype))
 
 
 def _model_channels(config, spec):
@@ -163,7 +149,8 @@ def _callbacks(config, run, root, is_chief, strategy, datasets):
     if config.dynamic and config.fixed_temperature is None:
         callbacks.append(TemperatureAnnealing(
             start=config.temperature_start, end=config.temperature_end,
-            epochs=config.temperature_epochs,
+            epochs=config.temperature_epochs, steps=config.temperature_steps,
+            fraction=config.temperature_fraction,
             steps_per_epoch=datasets.steps_per_epoch,
         ))
     callbacks += [

@@ -229,8 +229,8 @@ def _statistics_from_forward_pass(model, layers, accumulators, images,
     originals = {}
 
     def recorder(original, accumulator):
-        def attention(inputs):
-            rows = original(inputs)
+        def attention(inputs, training=None):
+            rows = original(inputs, training=training)
             if not tf.executing_eagerly():
                 raise RuntimeError(
                     "attention_statistics runs the model eagerly to record "

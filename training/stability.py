@@ -1,0 +1,229 @@
+"""Which attention and temperature schedule keep DY training from
+collapsing: the ablation behind the package's defaults (docs/stability.md).
+
+    python training/stability.py                        # every variant, seeds 0-2
+    python training/stability.py --variants paper layer --seeds 0 --epochs 2
+
+Each run is a plain user's script: `DYMobileNetV2(input_shape=(32, 32, 3),
+alpha=0.35, classes=10)` (or its static twin) with one variant's layer
+arguments, `model.compile` and `model.fit` with
+`kdc.callbacks.TemperatureAnnealing`, on Fashion-MNIST (the embedded slice
+by default: 6,000 training and 1,000 test images). Per step it logs the
+loss, the learning rate and, every `--probe-every` steps on one fixed
+batch, the gradient's global norm, the largest BatchNorm moving mean and
+variance and the attention's normalised entropy (1 = uniform), so that a
+collapse can be traced to its cause. A finished run (its JSON exists) is
+read, not run again.
+"""
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_dynconv as kdc  # noqa: E402
+
+DYNAMIC_LAYERS = (kdc.layers.DynamicConv2D, kdc.layers.DynamicDepthwiseConv2D)
+SMALL_LOGITS = {"class_name": "RandomNormal",
+                "config": {"mean": 0.0, "stddev": 0.01}}
+PAPER = {"attention_normalization": "none", "attention_min_hidden": 1,
+         "attention_logits_initializer": "glorot_uniform",
+         "kernel_correlation": 0.0}
+
+#: name -> (dynamic, layer arguments over the paper's, annealing arguments).
+VARIANTS = {
+    "static": (False, {}, {}),
+    "paper": (True, {}, {}),
+    "correlated": (True, {"kernel_correlation": 0.9}, {}),
+    "layer": (True, {"attention_normalization": "layer"}, {}),
+    "batch": (True, {"attention_normalization": "batch"}, {}),
+    "small_logits": (True, {"attention_logits_initializer": SMALL_LOGITS}, {}),
+    "hidden16": (True, {"attention_min_hidden": 16}, {}),
+    "layer_hidden16": (True, {"attention_normalization": "layer",
+                              "attention_min_hidden": 16}, {}),
+    "layer_hidden16_small": (True, {"attention_normalization": "layer",
+                                    "attention_min_hidden": 16,
+                                    "attention_logits_initializer": SMALL_LOGITS}, {}),
+    "layer_correlated": (True, {"attention_normalization": "layer",
+                                "kernel_correlation": 0.9}, {}),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description="The DY training-stability ablation (see the module docstring).")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
+                        default=list(VARIANTS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--dataset", choices=("embedded", "full"), default="embedded")
+    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--optimizer", choices=("sgd", "adam"), default="sgd")
+    parser.add_argument("--learning-rate", type=float, default=None,
+                        help="default: 0.04 for sgd (1 warm-up epoch, cosine), "
+                        "1e-3 for adam (constant)")
+    parser.add_argument("--anneal-fraction", type=float, default=0.5,
+                        help="tau 30 -> 1 over this fraction of the steps")
+    parser.add_argument("--bn-momentum", type=float, default=0.9)
+    parser.add_argument("--probe-every", type=int, default=10)
+    parser.add_argument("--output-dir", default="runs/stability")
+    return parser.parse_args(argv)
+
+
+def load_images(source):
+    (x_train, y_train), (x_test, y_test) = kdc.datasets.fashion_mnist.load_data(source)
+
+    def prepare(x):
+        x = tf.image.resize(x[..., None].astype("float32"), (32, 32)).numpy()
+        return np.repeat(x / 127.5 - 1.0, 3, axis=-1)
+
+    return (prepare(x_train), y_train.astype("int32")), (prepare(x_test), y_test.astype("int32"))
+
+
+def build_model(variant, bn_momentum):
+    dynamic, layer_args, _ = VARIANTS[variant]
+    model = kdc.applications.DYMobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, classes=10, dynamic=dynamic,
+        classifier_activation=None)
+
+    def clone(layer):
+        config = layer.get_config()
+        if isinstance(layer, DYNAMIC_LAYERS):
+            config.update(PAPER)
+            config.update(layer_args)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            config["momentum"] = bn_momentum
+        return layer.__class__.from_config(config)
+
+    return keras.models.clone_model(model, clone_function=clone)
+
+
+class Probe(keras.callbacks.Callback):
+    """Per-step loss and learning rate; every `every` steps, on a fixed batch:
+    gradient norm, largest BatchNorm statistics, attention entropy."""
+
+    def __init__(self, batch, every):
+        super().__init__()
+        self.images, self.labels = batch
+        self.every = every
+        self.rows = []
+
+    def on_train_begin(self, logs=None):
+        model = self.model
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        self._dynamic = kdc.utils.dynamic_layers(model)
+        self._bn = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+
+        @tf.function
+        def gradient_norm(images, labels):
+            with tf.GradientTape() as tape:
+                loss = loss_fn(labels, model(images, training=False))
+            grads = tape.gradient(loss, model.trainable_variables)
+            return tf.linalg.global_norm([g for g in grads if g is not None])
+
+        self._gradient_norm = gradient_norm
+
+    def _entropy(self):
+        if not self._dynamic:
+            return None
+        stats = kdc.utils.pictures.attention_statistics(self.model, self.images[:128])
+        return float(np.mean([s.normalized_entropy for s in stats]))
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(self.model.optimizer.iterations.numpy())
+        lr = self.model.optimizer.learning_rate
+        row = {"step": step, "loss": float(logs["loss"]),
+               "accuracy": float(logs.get("accuracy", math.nan)),
+               "learning_rate": float(keras.ops.convert_to_numpy(lr)),
+               "temperature": float(logs.get("temperature", 0.0))}
+        if step % self.every == 0:
+            row["gradient_norm"] = float(self._gradient_norm(self.images, self.labels))
+            row["bn_max_moving_mean"] = max(
+                float(np.abs(l.moving_mean.numpy()).max()) for l in self._bn)
+            row["bn_max_moving_variance"] = max(
+                float(l.moving_variance.numpy().max()) for l in self._bn)
+            row["entropy"] = self._entropy()
+        self.rows.append(row)
+
+
+def run_one(variant, seed, args, data):
+    path = os.path.join(args.output_dir, args.optimizer, f"{variant}-seed{seed}.json")
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    (x_train, y_train), (x_test, y_test) = data
+    keras.utils.set_random_seed(seed)
+    model = build_model(variant, args.bn_momentum)
+    steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
+    total = steps_per_epoch * args.epochs
+    if args.optimizer == "sgd":
+        lr = args.learning_rate or 0.04
+        schedule = keras.optimizers.schedules.CosineDecay(
+            0.0, max(1, total - steps_per_epoch), warmup_target=lr,
+            warmup_steps=steps_per_epoch)
+        optimizer = keras.optimizers.SGD(schedule, momentum=0.9)
+    else:
+        optimizer = keras.optimizers.Adam(args.learning_rate or 1e-3)
+    model.compile(optimizer,
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    probe = Probe((x_test[:256], y_test[:256]), args.probe_every)
+    callbacks = [probe]
+    if VARIANTS[variant][0]:
+        annealing = kdc.callbacks.TemperatureAnnealing(
+            epochs=args.anneal_fraction * args.epochs)
+        callbacks.insert(0, annealing)
+    epochs = []
+
+    class Epochs(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            entropy = probe._entropy()
+            epochs.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+                           "entropy": entropy})
+            print(f"[stability] {variant} seed {seed} epoch {epoch + 1}: "
+                  f"train {logs['accuracy']:.3f} val {logs['val_accuracy']:.3f} "
+                  f"entropy {entropy}", flush=True)
+
+    started = time.time()
+    model.fit(x_train, y_train, batch_size=args.batch_size, epochs=args.epochs,
+              validation_data=(x_test, y_test), verbose=0,
+              callbacks=callbacks + [Epochs()], shuffle=True)
+    loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
+    result = {"variant": variant, "seed": seed, "test_accuracy": float(accuracy),
+              "test_loss": float(loss), "seconds": time.time() - started,
+              "epochs": epochs, "steps": probe.rows, "args": vars(args)}
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f)
+    os.replace(path + ".tmp", path)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    data = load_images(args.dataset)
+    results = {}
+    for seed in args.seeds:
+        for variant in args.variants:
+            result = run_one(variant, seed, args, data)
+            results[variant, seed] = result
+            print(f"[stability] {variant} seed {seed}: {result['test_accuracy']:.4f}",
+                  flush=True)
+    for variant in args.variants:
+        values = [r["test_accuracy"] for (v, _), r in results.items() if v == variant]
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"{variant:24s} {statistics.mean(values):.4f} +- {spread:.4f} "
+              f"{[round(v, 4) for v in values]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
