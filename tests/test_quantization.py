@@ -565,3 +565,23 @@ def test_a_resumed_pruning_keeps_its_zeros_after_the_schedule_ends():
     model.fit(images, labels, batch_size=8, epochs=1, verbose=0, callbacks=[resumed])
     for name, sparsity in resumed.sparsities().items():
         assert sparsity == pytest.approx(0.5, abs=0.02), name
+
+
+@pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
+def test_wrapper_attention_is_the_layers_on_int8_grids(normalization):
+    """The wrapper computes the attention through the layer's own pieces
+    (`attention_hidden`), so every normalization is fake-quantised alike."""
+    layer = kdc.layers.DynamicConv2D(6, 1, attention_normalization=normalization,
+                                     attention_min_hidden=8)
+    wrapped = quantization.DynamicQuantizeWrapper(layer, quantize_output=False)
+    x = RNG.normal(size=(4, 12, 12, 4)).astype("float32")
+    wrapped(x)
+    layer.attention_logits_kernel.assign(
+        RNG.normal(0, 2, layer.attention_logits_kernel.shape))
+    layer.set_temperature(1.0)
+    quantization.calibrate(wrapped_model(wrapped, x.shape[1:]), x)
+    quantized = wrapped.attention(x, training=False).numpy()
+    expected = reference.attention(layer, x)
+    assert np.ptp(expected, axis=0).max() > 0.05
+    np.testing.assert_allclose(quantized, expected, atol=0.03)
+    np.testing.assert_allclose(quantized * 256, np.round(quantized * 256), atol=1e-3)

@@ -27,25 +27,25 @@ pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) runs the m
 
 # Layer kinds x geometry: every export form, strides, padding, dilation.
 LAYERS = {
-    "1x1": lambda: kdc.layers.DynamicConv2D(8, 1),
-    "1x1-stride2": lambda: kdc.layers.DynamicConv2D(8, 1, strides=2),
-    "3x3-stride2-same": lambda: kdc.layers.DynamicConv2D(8, 3, 2, "same"),
-    "3x3-dilated-valid": lambda: kdc.layers.DynamicConv2D(8, 3, dilation_rate=2),
-    "5x5-same-bias": lambda: kdc.layers.DynamicConv2D(6, 5, padding="same"),
-    "depthwise-3x3-stride2-multiplier2": lambda: kdc.layers.DynamicDepthwiseConv2D(
-        3, 2, "same", 2),
-    "depthwise-5x5-valid": lambda: kdc.layers.DynamicDepthwiseConv2D(5),
-    "depthwise-3x3-dilated-same": lambda: kdc.layers.DynamicDepthwiseConv2D(
-        3, padding="same", dilation_rate=2),
+    "1x1": lambda **kw: kdc.layers.DynamicConv2D(8, 1, **kw),
+    "1x1-stride2": lambda **kw: kdc.layers.DynamicConv2D(8, 1, strides=2, **kw),
+    "3x3-stride2-same": lambda **kw: kdc.layers.DynamicConv2D(8, 3, 2, "same", **kw),
+    "3x3-dilated-valid": lambda **kw: kdc.layers.DynamicConv2D(8, 3, dilation_rate=2, **kw),
+    "5x5-same-bias": lambda **kw: kdc.layers.DynamicConv2D(6, 5, padding="same", **kw),
+    "depthwise-3x3-stride2-multiplier2": lambda **kw: kdc.layers.DynamicDepthwiseConv2D(
+        3, 2, "same", 2, **kw),
+    "depthwise-5x5-valid": lambda **kw: kdc.layers.DynamicDepthwiseConv2D(5, **kw),
+    "depthwise-3x3-dilated-same": lambda **kw: kdc.layers.DynamicDepthwiseConv2D(
+        3, padding="same", dilation_rate=2, **kw),
 }
 # Max error relative to the largest reference output, per quantization.
 TOLERANCE = {"none": 1e-5, "float16": 2e-3, "dynamic_range": 2e-2, "int8": 5e-2}
 
 
-def _one_layer_model(name, seed=0):
+def _one_layer_model(name, seed=0, **layer_kwargs):
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((12, 12, 6))
-    layer = LAYERS[name]()
+    layer = LAYERS[name](**layer_kwargs)
     model = keras.Model(inputs, layer(inputs))
     rng = np.random.default_rng(seed)
     if layer.use_bias:  # distinct per-kernel biases, so their mix is tested
@@ -83,6 +83,36 @@ def test_every_export_form_matches_the_per_sample_reference(name, quantization):
     assert np.ptp(reference.attention(layer, x), axis=0).max() > 0.2
     error = np.abs(actual - expected).max() / np.abs(expected).max()
     assert error <= TOLERANCE[quantization], error
+
+
+@pytest.mark.parametrize("quantization", ["none", "float16", "dynamic_range", "int8"])
+@pytest.mark.parametrize("normalization", ["none", "batch", "layer"])
+@pytest.mark.parametrize("name", ["1x1", "3x3-stride2-same",
+                                  "depthwise-3x3-stride2-multiplier2"])
+def test_every_attention_normalization_exports(name, normalization, quantization):
+    model, layer = _one_layer_model(name, attention_normalization=normalization,
+                                    attention_min_hidden=4)
+    if normalization != "none":
+        rng = np.random.default_rng(5)
+        layer.attention_norm_beta.assign(rng.normal(0, 0.5, layer.attention_norm_beta.shape))
+    if normalization == "batch":
+        layer.attention_moving_mean.assign(
+            np.full(layer.attention_moving_mean.shape, 0.2))
+        layer.attention_moving_variance.assign(
+            np.full(layer.attention_moving_variance.shape, 1.5))
+    calibration = _images(64, seed=1)
+    content = kdc_tflite.convert(model, quantization=quantization,
+                                 representative_data=calibration)
+    x = calibration[:4]
+    expected = reference.dynamic_conv(layer, x)
+    assert np.ptp(reference.attention(layer, x), axis=0).max() > 0.1
+    error = np.abs(kdc_tflite.runtime.predict(content, x) - expected).max()
+    tolerance = TOLERANCE[quantization]
+    if quantization == "float16" and normalization == "layer":
+        # Normalising over 4 hidden units divides float16's weight rounding
+        # by their spread, and this test's attention is 5x sharpened.
+        tolerance = 5e-3
+    assert error / np.abs(expected).max() <= tolerance, error
 
 
 def test_export_ignores_a_training_formulation_that_tflite_cannot_take():
