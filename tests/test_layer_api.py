@@ -107,8 +107,13 @@ def test_weights_shapes_and_one_input_channel(kind):
     out = 8 if kind == "conv" else 1
     assert tuple(layer.kernel.shape) == (3, 3, 3, 1, out if kind == "conv" else 1)
     assert tuple(layer.bias.shape) == (3, out)
-    # FC1 never has zero units, even for one input channel.
-    assert tuple(layer.attention_hidden_kernel.shape) == (1, 1)
+    # FC1 never has zero units, even for one input channel: the normalised
+    # attention keeps 4 (a layer normalization of one unit is constant),
+    # the paper's 1.
+    assert tuple(layer.attention_hidden_kernel.shape) == (1, 4)
+    paper = LAYERS[kind](num_kernels=3, attention_normalization="none")
+    paper.build((None, 7, 7, 1))
+    assert tuple(paper.attention_hidden_kernel.shape) == (1, 1)
     assert layer.temperature.trainable is False
     assert layer.temperature.dtype == "float32"
     assert layer(np.ones((2, 7, 7, 1), "float32")).shape == (2, 5, 5, out)

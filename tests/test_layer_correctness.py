@@ -289,8 +289,9 @@ def test_layer_normalized_attention_ignores_input_scale(kind):
     x = np.abs(np.random.normal(size=(4, 7, 7, 3))).astype("float32")
     layer.build(x.shape)
     randomise_attention(layer)
+    # Up to the normalization's epsilon (1e-3 against the hidden variance).
     np.testing.assert_allclose(layer.attention(100 * x).numpy(),
-                               layer.attention(x).numpy(), atol=1e-5)
+                               layer.attention(x).numpy(), atol=1e-3)
     paper = make_layer(kind, "auto", 3, 1, "same", 1, False,
                        attention_normalization="none")
     paper.build(x.shape)

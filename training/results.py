@@ -6,8 +6,15 @@ seeds: the runs behind docs/results.md, and the page itself.
 
 Variants, one recipe (`fashion_mnist`) and one budget for all:
 - `static`: the static twin (`--no-dynamic`);
-- `dy`: DY-MobileNetV2 with the recipe's temperature annealing;
-- `dy_tau1`: DY-MobileNetV2 at a fixed temperature of 1 (no annealing).
+- `dy`: DY-MobileNetV2 with the package's defaults (its layers' attention
+  and initialisation, the recipe's temperature annealing);
+- `dy_paper`: DY-MobileNetV2 with the paper's attention and
+  initialisation (no normalization, hidden `max(1, C // 4)`, Glorot logits,
+  independent kernels), the same annealing;
+- `dy_tau1`: the defaults at a fixed temperature of 1 (no annealing).
+
+Runs go static and dy over every seed first, then the other variants, so
+that an interrupted page already pairs the two that matter most.
 
 Each run is `keras_dynconv.training.run` into OUTPUT_DIR/<variant>-seed<N>.
 A finished run (its metrics.json exists) is read, not run again, and an
@@ -28,7 +35,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from keras_dynconv.training import config as config_lib  # noqa: E402
 from keras_dynconv.utils import machine  # noqa: E402
 
-VARIANTS = ("static", "dy", "dy_tau1")
+VARIANTS = ("static", "dy", "dy_paper", "dy_tau1")
+#: The layer arguments of the paper's attention and initialisation.
+PAPER_FORM = {"attention_normalization": "none", "attention_min_hidden": 1,
+              "kernel_correlation": 0.0}
 #: The heading of the section training/qat_results.py writes; a rewrite of
 #: the page keeps that section.
 QAT_HEADING = "## Quantization-aware training (int8)"
@@ -48,6 +58,9 @@ def parse_args(argv=None):
     parser.add_argument("--doc", default="docs/results.md",
                         help="the Markdown page to write")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: write the page from the runs that "
+                        "have finished (a long run's page while it goes on)")
     args = parser.parse_args(argv)
     if args.epochs is not None and args.epochs < 1:
         parser.error(f"--epochs must be positive. Received: --epochs {args.epochs}")
@@ -71,6 +84,8 @@ def config_for(variant, seed, args):
             warmup_epochs=min(recipe["warmup_epochs"], args.epochs / 4))
     if variant == "dy_tau1":
         overrides["fixed_temperature"] = 1.0
+    if variant == "dy_paper":
+        overrides.update(PAPER_FORM)
     return config_lib.resolve(config_lib.TrainConfig(**{**recipe, **overrides}))
 
 
@@ -129,10 +144,12 @@ def page(args, configs, results):
               "|---|---|---|---|---|---|"]
     for variant in args.variants:
         values = [r["eval_accuracy"] for (v, _), r in results.items() if v == variant]
+        if not values:
+            continue
         mean, spread, low, high = _summary(values)
         lines.append(f"| {variant} | {len(values)} | {mean:.4f} | {spread:.4f} | "
                      f"{low:.4f} | {high:.4f} |")
-    for variant in ("dy", "dy_tau1"):
+    for variant in ("dy", "dy_paper", "dy_tau1"):
         pairs = [results[variant, s]["eval_accuracy"] - results["static", s]["eval_accuracy"]
                  for s in args.seeds
                  if (variant, s) in results and ("static", s) in results]
@@ -152,10 +169,16 @@ def page(args, configs, results):
 
 def main(argv=None):
     args = parse_args(argv)
+    first = [v for v in args.variants if v in ("static", "dy")]
+    rest = [v for v in args.variants if v not in first]
     configs = {(variant, seed): config_for(variant, seed, args)
-               for seed in args.seeds for variant in args.variants}
+               for group in (first, rest)
+               for seed in args.seeds for variant in group}
     results = {}
     for key, config in configs.items():
+        if args.finished_only and not os.path.exists(
+                os.path.join(config.model_dir, "metrics.json")):
+            continue
         results[key] = run_or_read(config)
         print(f"[results] {key[0]} seed {key[1]}: "
               f"{results[key]['eval_accuracy']:.4f}", flush=True)

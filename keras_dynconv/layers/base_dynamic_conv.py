@@ -42,6 +42,10 @@ PAPER_ATTENTION = {
 #: (PyTorch's BatchNorm1d default, which ODConv trains with).
 ATTENTION_BATCH_NORM_MOMENTUM = 0.9
 _NORM_EPSILON = 1e-3
+#: The default floor on the hidden units of a normalised attention. It
+#: changes no layer of the MobileNets and ResNets (their dynamic layers have
+#: 16 or more input channels, so 4 or more units at reduction 4).
+NORMALIZED_MIN_HIDDEN = 4
 
 
 def scale_channels(tensor, scale):
@@ -89,8 +93,8 @@ class BaseDynamicConv(keras.layers.Layer):
         attention_reduction,
         formulation,
         kernel_correlation=0.0,
-        attention_normalization="none",
-        attention_min_hidden=1,
+        attention_normalization="layer",
+        attention_min_hidden=None,
         attention_logits_initializer="glorot_uniform",
         **kwargs,
     ):
@@ -119,9 +123,11 @@ class BaseDynamicConv(keras.layers.Layer):
             attention_normalization, "attention_normalization",
             ATTENTION_NORMALIZATIONS,
         )
-        self.attention_min_hidden = arguments.positive_int(
-            attention_min_hidden, "attention_min_hidden"
-        )
+        if attention_min_hidden is not None:
+            attention_min_hidden = arguments.positive_int(
+                attention_min_hidden, "attention_min_hidden"
+            )
+        self.attention_min_hidden = attention_min_hidden
         self.attention_logits_initializer = keras.initializers.get(
             attention_logits_initializer
         )
@@ -279,9 +285,14 @@ class BaseDynamicConv(keras.layers.Layer):
 
     def attention_hidden_units(self, in_channels):
         """Units of the attention's hidden layer for `in_channels` inputs:
-        `max(attention_min_hidden, in_channels // attention_reduction)`."""
-        return max(self.attention_min_hidden,
-                   in_channels // self.attention_reduction)
+        `max(floor, in_channels // attention_reduction)`, where the floor is
+        `attention_min_hidden`, or by default 1 for the paper's attention
+        and 4 for a normalised one (a layer normalization of one unit would
+        be constant)."""
+        floor = self.attention_min_hidden
+        if floor is None:
+            floor = 1 if self.attention_normalization == "none" else NORMALIZED_MIN_HIDDEN
+        return max(floor, in_channels // self.attention_reduction)
 
     def _build_attention(self, in_channels):
         # The attention branch always computes in float32 (autocast=False):

@@ -13,8 +13,10 @@ class DynamicConv2D(BaseDynamicConv):
     Holds `num_kernels` kernels and biases of a `Conv2D` and, for every
     input sample x, convolves x with `sum_k pi_k(x) W_k` and adds
     `sum_k pi_k(x) b_k`, where `pi(x) = softmax(z(x) / temperature)` and
-    `z = FC2(ReLU(FC1(GlobalAvgPool(x))))` (FC1 divides the channels by
-    `attention_reduction`, keeping at least one unit). Put BatchNorm and the
+    `z = FC2(ReLU(Norm(FC1(GlobalAvgPool(x)))))` (FC1 divides the channels
+    by `attention_reduction`; `Norm` is a per-sample layer normalization by
+    default, and absent in the paper's form, `attention_normalization="none"`,
+    where FC1 has a bias). Put BatchNorm and the
     activation after the layer, as for a static conv. Anneal the temperature
     with `kdc.callbacks.TemperatureAnnealing` (30 -> 1 over 10 epochs).
 
@@ -40,8 +42,8 @@ class DynamicConv2D(BaseDynamicConv):
         num_kernels: K, the number of kernels mixed (the paper uses 4).
         temperature: initial softmax temperature (> 0). Kept in the
             non-trainable variable `layer.temperature`.
-        attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
-            units.
+        attention_reduction: FC1 has `in_channels // attention_reduction`
+            units, at least `attention_min_hidden`.
         formulation: how the per-sample convolution is computed: `"auto"`
             (`kdc.layers.formulation_policy` chooses by device, kernel,
             output size and purpose whenever the layer is traced),
@@ -56,6 +58,25 @@ class DynamicConv2D(BaseDynamicConv):
             each sample's kernel becomes mostly its own untrained draw. In
             short runs that change collapses training; 0.9 keeps the
             sharpened kernel close to the trained mean (docs/training.md).
+        attention_normalization: the normalization of the attention's
+            hidden layer, before its ReLU: `"layer"` (the default: each
+            sample's hidden units normalised to zero mean and unit variance,
+            then a learnt gain and offset; FC1 then has no bias), `"batch"`
+            (batch statistics in training, moving averages otherwise, as
+            OSVAI/ODConv; its statistics are degenerate at batch 1), or
+            `"none"`: the paper's attention exactly. A normalised attention
+            does not depend on the scale of the features it pools. With the
+            paper's, those features grow as the network trains, the
+            attention sharpens with them, and training can collapse when tau
+            nears 1 (measured in docs/stability.md: `"layer"` trained on
+            every seed, `"none"` and `"batch"` collapsed).
+        attention_min_hidden: the floor on FC1's units (an int >= 1). None:
+            1 for `attention_normalization="none"` (the paper's), 4 for the
+            normalised forms.
+        attention_logits_initializer: initializer of FC2, the logits layer
+            (default `"glorot_uniform"`, the paper's). A small one (e.g.
+            `keras.initializers.RandomNormal(0, 0.01)`) starts the attention
+            uniform at any temperature.
 
     Input shape:
         `(batch, height, width, in_channels)`; batch may be unknown.
@@ -112,8 +133,8 @@ class DynamicConv2D(BaseDynamicConv):
         attention_reduction=4,
         formulation="auto",
         kernel_correlation=0.0,
-        attention_normalization="none",
-        attention_min_hidden=1,
+        attention_normalization="layer",
+        attention_min_hidden=None,
         attention_logits_initializer="glorot_uniform",
         **kwargs,
     ):

@@ -33,8 +33,8 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         num_kernels: K, the number of kernels mixed (the paper uses 4).
         temperature: initial softmax temperature (> 0), kept in the
             non-trainable variable `layer.temperature`.
-        attention_reduction: FC1 has `max(1, in_channels // attention_reduction)`
-            units.
+        attention_reduction: FC1 has `in_channels // attention_reduction`
+            units, at least `attention_min_hidden`.
         formulation: `"auto"` (`kdc.layers.formulation_policy` chooses
             whenever the layer is traced), `"patches"` (9-tap multiply-add),
             `"batch_folded"` (one depthwise conv over batch * channels),
@@ -47,6 +47,25 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
             each sample's kernel becomes mostly its own untrained draw. In
             short runs that change collapses training; 0.9 keeps the
             sharpened kernel close to the trained mean (docs/training.md).
+        attention_normalization: the normalization of the attention's
+            hidden layer, before its ReLU: `"layer"` (the default: each
+            sample's hidden units normalised to zero mean and unit variance,
+            then a learnt gain and offset; FC1 then has no bias), `"batch"`
+            (batch statistics in training, moving averages otherwise, as
+            OSVAI/ODConv; its statistics are degenerate at batch 1), or
+            `"none"`: the paper's attention exactly. A normalised attention
+            does not depend on the scale of the features it pools. With the
+            paper's, those features grow as the network trains, the
+            attention sharpens with them, and training can collapse when tau
+            nears 1 (measured in docs/stability.md: `"layer"` trained on
+            every seed, `"none"` and `"batch"` collapsed).
+        attention_min_hidden: the floor on FC1's units (an int >= 1). None:
+            1 for `attention_normalization="none"` (the paper's), 4 for the
+            normalised forms.
+        attention_logits_initializer: initializer of FC2, the logits layer
+            (default `"glorot_uniform"`, the paper's). A small one (e.g.
+            `keras.initializers.RandomNormal(0, 0.01)`) starts the attention
+            uniform at any temperature.
 
     Input shape:
         `(batch, height, width, channels)`; batch may be unknown.
@@ -101,8 +120,8 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         attention_reduction=4,
         formulation="auto",
         kernel_correlation=0.0,
-        attention_normalization="none",
-        attention_min_hidden=1,
+        attention_normalization="layer",
+        attention_min_hidden=None,
         attention_logits_initializer="glorot_uniform",
         **kwargs,
     ):
