@@ -26,7 +26,11 @@ def test_page_lists_runs_and_summarises_each_variant_over_seeds():
     assert "| dy_tau1 | 2 | 0.7200 | 0.0283 | 0.7000 | 0.7400 |" in text
     # Paired by seed: +3.00 and 0.00 points.
     assert "dy - static, same seed: mean +1.50 points, std 2.12, range +0.00 to +3.00" in text
-    assert configs["dy", 0].kernel_correlation == 0.9  # the recipe's
+    # dy keeps the layers' defaults; dy_paper is the paper's form.
+    assert configs["dy", 0].kernel_correlation is None
+    assert configs["dy", 0].attention_normalization is None
+    assert configs["dy_paper", 0].attention_normalization == "none"
+    assert configs["dy_paper", 0].kernel_correlation == 0.0
     assert configs["dy_tau1", 0].fixed_temperature == 1.0
     assert configs["dy", 0].temperature_epochs == pytest.approx(1.0)  # 6 of 12, scaled
 

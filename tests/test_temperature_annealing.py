@@ -66,6 +66,24 @@ def test_anneals_every_dynamic_layer_per_step_including_nested_models():
     assert all(a == b for a, b in recorder.seen)  # nested layer too
 
 
+@pytest.mark.parametrize("length, ramp_steps", [
+    ({"steps": 6}, 6),
+    ({"fraction": 0.5}, 6),   # half of 3 epochs x 4 steps
+    ({}, 40),                 # the paper's 10 epochs of 4 steps
+])
+def test_ramp_length_in_steps_fraction_or_epochs(length, ramp_steps):
+    model = _model()
+    recorder = RecordTemperatures()
+    x, y = _data(16)
+    annealing = kdc.callbacks.TemperatureAnnealing(end=2.0, **length)
+    model.fit(x, y, batch_size=4, epochs=3, verbose=0,
+              callbacks=[annealing, recorder])
+    expected = [max(30 - 28 * step / ramp_steps, 2.0) for step in range(12)]
+    assert [pair[0] for pair in recorder.seen] == pytest.approx(expected)
+    config = annealing.get_config()
+    assert type(annealing)(**config).get_config() == config
+
+
 def test_temperature_in_history_csv_and_per_batch_logs(tmp_path):
     model = _model()
     x, y = _data(8)
@@ -174,6 +192,10 @@ def test_warns_when_the_model_has_no_dynamic_layer():
         ({"start": 0}, "Received: start=0"),
         ({"end": float("nan")}, "Received: end=nan"),
         ({"steps_per_epoch": 0}, "`steps_per_epoch` must be an integer >= 1. Received: steps_per_epoch=0"),
+        ({"steps": 0}, "`steps` must be an integer >= 1. Received: steps=0"),
+        ({"fraction": 0}, "`fraction` must be a finite number > 0. Received: fraction=0"),
+        ({"fraction": 1.5}, "`fraction` is the share of training the annealing takes, in (0, 1]. Received: fraction=1.5"),
+        ({"epochs": 2, "steps": 10}, "Give the annealing's length once: as `epochs`, `steps` or `fraction`. Received: epochs=2, steps=10, fraction=None"),
     ],
 )
 def test_bad_args(kwargs, message):

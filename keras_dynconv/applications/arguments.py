@@ -9,7 +9,6 @@ import math
 import numbers
 import os
 
-import keras
 
 from keras_dynconv.applications import placement
 from keras_dynconv.layers import FORMULATIONS
@@ -145,14 +144,8 @@ def model_options(*, kernel_correlation, attention_normalization,
         layer["attention_min_hidden"] = arguments.positive_int(
             attention_min_hidden, "attention_min_hidden")
     if attention_logits_initializer is not None:
-        try:
-            keras.initializers.get(attention_logits_initializer)
-        except (TypeError, ValueError) as error:
-            raise ValueError(
-                "`attention_logits_initializer` must be a Keras initializer, "
-                f"its name or its config ({error}). Received: "
-                f"attention_logits_initializer={attention_logits_initializer!r}"
-            ) from None
+        arguments.initializer(attention_logits_initializer,
+                              "attention_logits_initializer")
         layer["attention_logits_initializer"] = attention_logits_initializer
     if bn_momentum is not None:
         if (not isinstance(bn_momentum, numbers.Real)

@@ -6,6 +6,7 @@ of Keras' own layers: "... Received: num_kernels=0".
 
 import math
 import numbers
+import random
 
 import keras
 
@@ -115,3 +116,21 @@ def tensorflow_backend():
             "keras_dynconv needs the TensorFlow backend of Keras "
             f"(KERAS_BACKEND=tensorflow). Received: backend={backend!r}"
         )
+
+
+def initializer(value, name):
+    """Checks that `value` names or is a Keras initializer, without
+    consuming a random draw (an unseeded initializer takes its seed from
+    Python's `random` when it is made, which would shift every later draw
+    of a seeded script)."""
+    state = random.getstate()
+    try:
+        keras.initializers.get(value)
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"`{name}` must be a Keras initializer, its name or its config "
+            f"({error}). Received: {name}={value!r}"
+        ) from None
+    finally:
+        random.setstate(state)
+    return value

@@ -128,9 +128,13 @@ class BaseDynamicConv(keras.layers.Layer):
                 attention_min_hidden, "attention_min_hidden"
             )
         self.attention_min_hidden = attention_min_hidden
-        self.attention_logits_initializer = keras.initializers.get(
-            attention_logits_initializer
-        )
+        # Checked now, resolved at build: a name makes its initializer when
+        # the weight is created, as the paper-form layer always did (an
+        # unseeded initializer draws its seed when made, so making it here
+        # would change every later random draw of a seeded script).
+        arguments.initializer(attention_logits_initializer,
+                              "attention_logits_initializer")
+        self.attention_logits_initializer = attention_logits_initializer
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -312,7 +316,8 @@ class BaseDynamicConv(keras.layers.Layer):
             )
         self.attention_logits_kernel = self.add_weight(
             name="attention_logits_kernel", shape=(hidden, self.num_kernels),
-            initializer=self.attention_logits_initializer, **float32,
+            initializer=keras.initializers.get(self.attention_logits_initializer),
+            **float32,
         )
         self.attention_logits_bias = self.add_weight(
             name="attention_logits_bias", shape=(self.num_kernels,),
@@ -611,9 +616,11 @@ class BaseDynamicConv(keras.layers.Layer):
                 "kernel_correlation": self.kernel_correlation,
                 "attention_normalization": self.attention_normalization,
                 "attention_min_hidden": self.attention_min_hidden,
-                "attention_logits_initializer": keras.initializers.serialize(
+                "attention_logits_initializer": (
                     self.attention_logits_initializer
-                ),
+                    if isinstance(self.attention_logits_initializer, str)
+                    else keras.initializers.serialize(keras.initializers.get(
+                        self.attention_logits_initializer))),
             }
         )
         return config

@@ -24,8 +24,11 @@ Example:
 'per_sample_loop'
 >>> choose("depthwise", (3, 3), (None, None), "GPU", "training")
 'batch_folded'
->>> [rule.formulation for rule in size_rules("conv", (3, 3), "CPU", "inference")]
-['patches', 'per_sample_loop']
+>>> choose("conv", (3, 3), (14, 14), "CPU", "export")
+'patches'
+
+(The CPU training and inference rows for large outputs depend on whether
+this CPU's TensorFlow has a grouped-conv gradient: `size_rules` lists them.)
 """
 
 import contextlib

@@ -469,7 +469,7 @@ def profile(model, input_shape=None):
     >>> model = keras.Model(inputs, kdc.layers.DynamicConv2D(2, 1)(x))
     >>> result = kdc.utils.profile(model)
     >>> [(row.class_name, row.params, row.madds) for row in result.layers]
-    [('Conv2D', 112, 6912), ('DynamicConv2D', 54, 816)]
+    [('Conv2D', 112, 6912), ('DynamicConv2D', 85, 840)]
     >>> result.total_params == model.count_params()
     True
     """
