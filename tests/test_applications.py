@@ -362,6 +362,14 @@ def test_weights_from_a_file(tmp_path):
         (dict(num_kernels=0), r"`num_kernels` .* Received: num_kernels=0"),
         (dict(dropout_rate=1.0), r"`dropout_rate` .* Received: dropout_rate=1.0"),
         (dict(input_tensor=np.zeros((1, 32, 32, 3))), r"`input_tensor` must be a Keras tensor"),
+        (dict(attention_normalization="group"),
+         r"`attention_normalization` must be one of \['none', 'batch', 'layer'\]. "
+         r"Received: attention_normalization='group'"),
+        (dict(attention_min_hidden=-1), r"Received: attention_min_hidden=-1"),
+        (dict(kernel_correlation=1.5), r"Received: kernel_correlation=1.5"),
+        (dict(attention_logits_initializer="no_such_init"),
+         r"Received: attention_logits_initializer='no_such_init'"),
+        (dict(bn_momentum=1.0), r"`bn_momentum` must be a number in \[0, 1\). Received: bn_momentum=1.0"),
     ],
 )
 def test_bad_arguments(kwargs, message):
@@ -502,3 +510,17 @@ def test_builders_and_shared_checks_take_keywords_only():
         assert kinds == {inspect.Parameter.KEYWORD_ONLY}, fn.__qualname__
     with pytest.raises(TypeError):
         arguments.check_common(True, None, 10, 4, True, None, 0.0, None, "auto")
+
+
+@pytest.mark.parametrize("name", sorted(A.MODELS))
+def test_builders_forward_the_attention_options_and_bn_momentum(name):
+    fn = A.MODELS[name]
+    model = fn(**small_kwargs(fn, attention_normalization="batch",
+                              attention_min_hidden=8, kernel_correlation=0.5,
+                              bn_momentum=0.8))
+    layers = kdc.utils.dynamic_layers(model)
+    assert layers and all(l.attention_normalization == "batch" for l in layers)
+    assert all(l.attention_hidden_kernel.shape[1] >= 8 for l in layers)
+    assert all(l.kernel_correlation == 0.5 for l in layers)
+    norms = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
+    assert norms and all(l.momentum == 0.8 for l in norms)

@@ -55,6 +55,7 @@ VARIANTS = {
                                     "attention_logits_initializer": SMALL_LOGITS}, {}),
     "layer_correlated": (True, {"attention_normalization": "layer",
                                 "kernel_correlation": 0.9}, {}),
+    "layer_end3": (True, {"attention_normalization": "layer"}, {"end": 3.0}),
 }
 
 
@@ -182,7 +183,7 @@ def run_one(variant, seed, args, data):
     callbacks = [probe]
     if VARIANTS[variant][0]:
         annealing = kdc.callbacks.TemperatureAnnealing(
-            epochs=args.anneal_fraction * args.epochs)
+            epochs=args.anneal_fraction * args.epochs, **VARIANTS[variant][2])
         callbacks.insert(0, annealing)
     epochs = []
 

@@ -37,12 +37,22 @@ COMMON_ARGS_DOC = """\
 FORMULATION_ARG_DOC = """\
         formulation: how the dynamic layers apply their per-sample kernels
             (the same output, different speed; see
-            `kdc.layers.DynamicConv2D`): `"auto"` (each layer picks when it
-            is built), a name from `kdc.layers.FORMULATIONS` given to every
+            `kdc.layers.DynamicConv2D`): `"auto"` (each layer picks each time it
+            is traced), a name from `kdc.layers.FORMULATIONS` given to every
             dynamic layer, or a callable `layer -> name` applied with
             `kdc.utils.set_formulation` once the model is built (e.g.
             `lambda layer: "mixture" if layer.kernel_size != (1, 1) else
-            "auto"`)."""
+            "auto"`).
+        kernel_correlation, attention_normalization, attention_min_hidden,
+        attention_logits_initializer: given to every dynamic layer (see
+            `kdc.layers.DynamicConv2D`); None keeps the layer's default
+            (a per-sample normalised attention, independent kernels).
+            `attention_normalization="none"` builds the paper's attention.
+        bn_momentum: momentum of every BatchNorm's moving statistics. None:
+            the family's (MobileNets 0.999, as keras.applications; ResNets
+            0.9). Lower it to ~0.9 for runs of a few thousand steps, where
+            0.999 cannot follow the weights and evaluation falls far below
+            training."""
 
 COMMON_RAISES_DOC = """\
     Raises:
