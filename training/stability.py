@@ -79,6 +79,8 @@ def parse_args(argv=None):
     parser.add_argument("--output-dir", default="runs/stability")
     parser.add_argument("--doc", default=None,
                         help="also write the results as this Markdown page")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="train nothing: report the runs that have finished")
     return parser.parse_args(argv)
 
 
@@ -248,7 +250,15 @@ def page(args, results):
         f"tau 30 -> 1 over the first {args.anneal_fraction:.0%} of the run.",
         "- Every variant is the paper's layer (no normalization, hidden "
         "`max(1, C // 4)`, Glorot logits, independent kernels) with one change, "
-        "or the combination named.",
+        "or the combination named:",
+        "",
+    ]
+    for variant in args.variants:
+        dynamic, layer_args, annealing_args = VARIANTS[variant]
+        changes = ", ".join(f"`{k}={v!r}`" for k, v in {**layer_args, **annealing_args}.items())
+        lines.append(f"  - `{variant}`: " + (
+            "the static twin" if not dynamic else changes or "the paper's layer"))
+    lines += [
         "",
         "| variant | seed | test top-1 | - static | entropy, last epoch | collapsed |",
         "|---|---|---|---|---|---|",
@@ -314,12 +324,18 @@ def main(argv=None):
     results = {}
     for seed in args.seeds:
         for variant in args.variants:
+            path = os.path.join(args.output_dir, args.optimizer,
+                                f"{variant}-seed{seed}.json")
+            if args.finished_only and not os.path.exists(path):
+                continue
             result = run_one(variant, seed, args, data)
             results[variant, seed] = result
             print(f"[stability] {variant} seed {seed}: {result['test_accuracy']:.4f}",
                   flush=True)
     for variant in args.variants:
         values = [r["test_accuracy"] for (v, _), r in results.items() if v == variant]
+        if not values:
+            continue
         mean, spread = _summary(values)
         print(f"{variant:24s} {mean:.4f} +- {spread:.4f} {[round(v, 4) for v in values]}")
     if args.doc:
