@@ -55,9 +55,10 @@ class DynamicConv2D(BaseDynamicConv):
             0 (the paper): independent kernels. While the attention is
             near-uniform (high temperature) every kernel receives the same
             gradient, so only their mean learns; when the attention sharpens
-            each sample's kernel becomes mostly its own untrained draw. In
-            short runs that change collapses training; 0.9 keeps the
-            sharpened kernel close to the trained mean (docs/training.md).
+            each sample's kernel becomes mostly its own untrained draw; 0.9
+            keeps it close to the trained mean (docs/training.md). With the
+            default normalised attention 0.9 collapsed in the ablation
+            (docs/stability.md): leave it at 0 there.
         attention_normalization: the normalization of the attention's
             hidden layer, before its ReLU: `"layer"` (the default: each
             sample's hidden units normalised to zero mean and unit variance,
@@ -68,8 +69,9 @@ class DynamicConv2D(BaseDynamicConv):
             does not depend on the scale of the features it pools. With the
             paper's, those features grow as the network trains, the
             attention sharpens with them, and training can collapse when tau
-            nears 1 (measured in docs/stability.md: `"layer"` trained on
-            every seed, `"none"` and `"batch"` collapsed).
+            nears 1. In docs/stability.md `"none"` and `"batch"` collapsed,
+            and `"layer"` with the annealing ending at tau 3 stayed within
+            the static twin's spread on every seed.
         attention_min_hidden: the floor on FC1's units (an int >= 1). None:
             1 for `attention_normalization="none"` (the paper's), 4 for the
             normalised forms.
