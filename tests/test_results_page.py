@@ -17,15 +17,18 @@ def test_page_lists_runs_and_summarises_each_variant_over_seeds():
     configs = {(v, s): results.config_for(v, s, args)
                for s in args.seeds for v in args.variants}
     runs = {("static", 0): _result(0.80, False), ("static", 1): _result(0.82, False),
-            ("dy", 0): _result(0.83, True), ("dy", 1): _result(0.82, True),
+            ("dy", 0): _result(0.83, True), ("dy", 1): _result(0.81, True),
             ("dy_tau1", 0): _result(0.70, True), ("dy_tau1", 1): _result(0.74, True)}
     text = results.page(args, configs, runs)
     assert "| static | 0 | 0.8000 | 0.5000 | - | 10 |" in text
-    assert "| dy | 1 | 0.8200 | 0.5000 | 1.00 | 10 |" in text
+    assert "| dy | 1 | 0.8100 | 0.5000 | 1.00 | 10 |" in text
     assert "| static | 2 | 0.8100 | 0.0141 | 0.8000 | 0.8200 |" in text
     assert "| dy_tau1 | 2 | 0.7200 | 0.0283 | 0.7000 | 0.7400 |" in text
-    # Paired by seed: +3.00 and 0.00 points.
-    assert "dy - static, same seed: mean +1.50 points, std 2.12, range +0.00 to +3.00" in text
+    # Paired by seed: +3.00 and -1.00 points.
+    assert ("dy - static, same seed: mean +1.00 points, std 2.83, standard error 2.00, "
+            "range -1.00 to +3.00") in text
+    # Every seed >= static - 1.41; the mean (+1.00) is not above its error (2.00).
+    assert "**not met** (every seed: yes; mean above its standard error: no; 2 seeds)" in text
     # dy keeps the layers' defaults; dy_paper is the paper's form.
     assert configs["dy", 0].kernel_correlation is None
     assert configs["dy", 0].attention_normalization is None
@@ -33,6 +36,29 @@ def test_page_lists_runs_and_summarises_each_variant_over_seeds():
     assert configs["dy_paper", 0].kernel_correlation == 0.0
     assert configs["dy_tau1", 0].fixed_temperature == 1.0
     assert configs["dy", 0].temperature_epochs == pytest.approx(1.0)  # 6 of 12, scaled
+
+
+def test_finished_runs_are_kept_per_budget_and_read_back(tmp_path, monkeypatch):
+    monkeypatch.setattr(results, "RECORD_DIR", str(tmp_path / "records"))
+    args = results.parse_args(["--seeds", "0", "--epochs", "2",
+                               "--output-dir", str(tmp_path / "runs")])
+    config = results.config_for("dy", 0, args)
+    longer = results.config_for(
+        "dy", 0, results.parse_args(["--seeds", "0", "--epochs", "3",
+                                     "--output-dir", str(tmp_path / "runs")]))
+    assert results.record_path(config) != results.record_path(longer)
+    assert not results.finished(config)
+    # A run folder's metrics (as the runner leaves them) become a record ...
+    import json, os
+
+    os.makedirs(config.model_dir)
+    with open(os.path.join(config.model_dir, "metrics.json"), "w") as f:
+        json.dump(_result(0.8, True), f)
+    assert results.run_or_read(config) == _result(0.8, True)
+    # ... that alone suffices once the run folder is gone (a fresh checkout).
+    os.remove(os.path.join(config.model_dir, "metrics.json"))
+    assert results.finished(config) and not results.finished(longer)
+    assert results.run_or_read(config)["eval_accuracy"] == 0.8
 
 
 def test_bad_epochs_is_refused_naming_the_flag(capsys):

@@ -19,6 +19,9 @@ that an interrupted page already pairs the two that matter most.
 Each run is `keras_dynconv.training.run` into OUTPUT_DIR/<variant>-seed<N>.
 A finished run (its metrics.json exists) is read, not run again, and an
 interrupted one resumes, so the script can be stopped and started again.
+Each finished run's metrics are also kept in RECORD_DIR/<budget>/ (under
+git, unlike the run folders), so the page can be rewritten, and the script
+resumed, from a fresh checkout.
 The page lists every run, then mean, sample standard deviation and range
 per variant, and DY - static per seed.
 """
@@ -42,6 +45,9 @@ PAPER_FORM = {"attention_normalization": "none", "attention_min_hidden": 1,
 #: The heading of the section training/qat_results.py writes; a rewrite of
 #: the page keeps that section.
 QAT_HEADING = "## Quantization-aware training (int8)"
+#: Where the metrics of finished runs are kept, one folder per budget.
+RECORD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "docs", "data", "results")
 
 
 def parse_args(argv=None):
@@ -89,14 +95,38 @@ def config_for(variant, seed, args):
     return config_lib.resolve(config_lib.TrainConfig(**{**recipe, **overrides}))
 
 
+def record_path(config):
+    """The kept metrics of a run: one folder per data set, size and budget,
+    so that runs of another budget never stand in for this one's."""
+    budget = (f"{config.dataset.replace(':', '-')}-{config.image_size}px-"
+              f"x{config.alpha:g}-{config.epochs}ep")
+    run = os.path.basename(os.path.normpath(config.model_dir))
+    return os.path.join(RECORD_DIR, budget, f"{run}.json")
+
+
+def finished(config):
+    return (os.path.exists(record_path(config))
+            or os.path.exists(os.path.join(config.model_dir, "metrics.json")))
+
+
 def run_or_read(config):
+    from keras_dynconv.utils import atomic_files
+
+    record = record_path(config)
+    if os.path.exists(record):
+        with open(record) as f:
+            return json.load(f)
     metrics = os.path.join(config.model_dir, "metrics.json")
     if os.path.exists(metrics):
         with open(metrics) as f:
-            return json.load(f)
-    from keras_dynconv.training import runner
+            result = json.load(f)
+    else:
+        from keras_dynconv.training import runner
 
-    return runner.run(config).to_dict()
+        result = runner.run(config).to_dict()
+    os.makedirs(os.path.dirname(record), exist_ok=True)
+    atomic_files.write_json(result, record)
+    return result
 
 
 def _temperature(result):
@@ -107,6 +137,26 @@ def _summary(values):
     mean = statistics.mean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return mean, spread, min(values), max(values)
+
+
+def _target_lines(args, results):
+    """Whether `dy` meets the bar: on every seed no worse than static minus
+    static's seed std, and a mean paired gain above its standard error."""
+    seeds = [s for s in args.seeds if ("dy", s) in results and ("static", s) in results]
+    if len(seeds) < 2:
+        return []
+    static = [results["static", s]["eval_accuracy"] for s in seeds]
+    gains = [results["dy", s]["eval_accuracy"] - results["static", s]["eval_accuracy"]
+             for s in seeds]
+    floor = statistics.stdev(static)
+    mean, spread = statistics.mean(gains), statistics.stdev(gains)
+    every_seed = all(gain >= -floor for gain in gains)
+    above_error = mean > spread / len(gains) ** 0.5
+    met = "met" if every_seed and above_error else "not met"
+    return ["", f"Target (on every seed dy >= static - {100 * floor:.2f} points, "
+            f"static's seed std; mean dy - static above its standard error): "
+            f"**{met}** (every seed: {'yes' if every_seed else 'no'}; mean above "
+            f"its standard error: {'yes' if above_error else 'no'}; {len(seeds)} seeds)."]
 
 
 def page(args, configs, results):
@@ -155,11 +205,13 @@ def page(args, configs, results):
                  if (variant, s) in results and ("static", s) in results]
         if pairs:
             mean, spread, low, high = _summary(pairs)
+            error = spread / len(pairs) ** 0.5
             lines.append("")
             lines.append(
                 f"{variant} - static, same seed: mean {100 * mean:+.2f} points, "
-                f"std {100 * spread:.2f}, range {100 * low:+.2f} to "
-                f"{100 * high:+.2f} ({len(pairs)} seeds).")
+                f"std {100 * spread:.2f}, standard error {100 * error:.2f}, range "
+                f"{100 * low:+.2f} to {100 * high:+.2f} ({len(pairs)} seeds).")
+    lines += _target_lines(args, results)
     lines += ["", "One budget, a few seeds: the spread above is the uncertainty. What "
               "is known of why DY trains as it does here (the collapse when tau "
               "nears 1, the kernel correlation that delays it): "
@@ -176,8 +228,7 @@ def main(argv=None):
                for seed in args.seeds for variant in group}
     results = {}
     for key, config in configs.items():
-        if args.finished_only and not os.path.exists(
-                os.path.join(config.model_dir, "metrics.json")):
+        if args.finished_only and not finished(config):
             continue
         results[key] = run_or_read(config)
         print(f"[results] {key[0]} seed {key[1]}: "
