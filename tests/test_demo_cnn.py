@@ -34,7 +34,7 @@ def test_demo_trains_saves_reloads_and_summarises(tmp_path, capsys):
         predicted = saved.predict(x_test, batch_size=256, verbose=0).argmax(axis=1)
         accuracy = np.mean(predicted == y_test)
         assert accuracy == pytest.approx(r["test_accuracy"], abs=1e-6)
-    assert results["dynamic"]["final_temperature"] == 1.0
+    assert results["dynamic"]["final_temperature"] == 3.0  # the default end
     assert results["dynamic"]["params"] > results["static"]["params"]
     summary = json.load(open(tmp_path / "summary.json"))
     assert summary["results"]["dynamic"]["model"] == "dy_small_cnn"

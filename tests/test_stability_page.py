@@ -47,3 +47,23 @@ def test_variants_are_the_papers_layer_with_one_change():
     assert all(l.momentum == 0.8 for l in paper.layers
                if isinstance(l, keras.layers.BatchNormalization))
     assert not kdc.utils.dynamic_layers(stability.build_model("static", 0.9))
+
+
+def test_defaults_variant_keeps_the_packages_defaults_and_the_user_cnn_swaps_layers():
+    layers = kdc.utils.dynamic_layers(stability.build_model("defaults", 0.9))
+    assert layers and all(l.attention_normalization == "layer" for l in layers)
+    args = stability.parse_args(["--model", "user_cnn", "--default-annealing",
+                                 "--optimizer", "adam", "--epochs", "16"])
+    assert stability.annealing("defaults", args).end == 3.0
+    assert stability.annealing("paper", args).end == 1.0
+    assert stability.annealing("paper", args).epochs == 10  # the callback's length
+    assert "user_cnn-adam-16ep-default-annealing" in stability.run_path("paper", 0, args)
+    static = stability.build_model("static", 0.99, "user_cnn")
+    paper = stability.build_model("paper", 0.99, "user_cnn")
+    assert not kdc.utils.dynamic_layers(static)
+    swapped = kdc.utils.dynamic_layers(paper)
+    # Every conv of the six blocks; the stem stays static.
+    assert len(swapped) == 2 * len(stability.USER_CNN_BLOCKS)
+    assert all(l.attention_normalization == "none" for l in swapped)
+    assert paper.output_shape == static.output_shape == (None, 10)
+    assert static.count_params() < paper.count_params()

@@ -48,9 +48,10 @@ class RecordTemperatures(keras.callbacks.Callback):
 
 def test_schedule_function():
     assert annealed_temperature(0, 100) == 30.0
-    assert annealed_temperature(50, 100) == pytest.approx(15.5)
-    assert annealed_temperature(100, 100) == 1.0
-    assert annealed_temperature(10**6, 100) == 1.0
+    assert annealed_temperature(50, 100) == pytest.approx(16.5)  # 30 -> 3 by default
+    assert annealed_temperature(100, 100) == 3.0
+    assert annealed_temperature(10**6, 100) == 3.0
+    assert annealed_temperature(50, 100, end=1.0) == pytest.approx(15.5)  # the paper's
     assert annealed_temperature(5, 10, start=4.0, end=2.0) == 3.0
 
 
@@ -61,7 +62,7 @@ def test_anneals_every_dynamic_layer_per_step_including_nested_models():
     x, y = _data(16)
     model.fit(x, y, batch_size=4, epochs=3, verbose=0,
               callbacks=[kdc.callbacks.TemperatureAnnealing(epochs=2), recorder])
-    expected = [max(30 - 29 * step / 8, 1.0) for step in range(12)]
+    expected = [max(30 - 27 * step / 8, 3.0) for step in range(12)]  # 30 -> 3
     assert [pair[0] for pair in recorder.seen] == pytest.approx(expected)
     assert all(a == b for a, b in recorder.seen)  # nested layer too
 
@@ -144,10 +145,10 @@ def test_resume_after_kill_mid_epoch_continues_step_weights_and_temperature(tmp_
     for got, want in zip(first.weights, kill.weights):
         np.testing.assert_array_equal(got, want)
     # The first step after the restart runs at step 6's temperature, not 30.
-    assert recorder.seen[0][0] == pytest.approx(30 - 29 * 6 / 8)
+    assert recorder.seen[0][0] == pytest.approx(30 - 27 * 6 / 8)
     # Keras re-runs the interrupted epoch from its first batch: 6 + 4 + 4.
     assert int(resumed.optimizer.iterations.numpy()) == 14
-    expected = [max(30 - 29 * step / 8, 1.0) for step in range(6, 14)]
+    expected = [max(30 - 27 * step / 8, 3.0) for step in range(6, 14)]
     assert [t[0] for t in recorder.seen] == pytest.approx(expected)
 
 
@@ -171,7 +172,7 @@ def test_unknown_steps_per_epoch_needs_the_argument():
     recorder = RecordTemperatures()
     model.fit(dataset, epochs=1, verbose=0, callbacks=[
         kdc.callbacks.TemperatureAnnealing(epochs=1, steps_per_epoch=2), recorder])
-    assert [t[0] for t in recorder.seen] == pytest.approx([30.0, 15.5])
+    assert [t[0] for t in recorder.seen] == pytest.approx([30.0, 16.5])
 
 
 def test_warns_when_the_model_has_no_dynamic_layer():

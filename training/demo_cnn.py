@@ -34,7 +34,7 @@ def parse_args(argv=None):
                              "official idx files (default: embedded)")
     parser.add_argument("--epochs", type=positive_int, default=8)
     parser.add_argument("--anneal-epochs", type=positive_float, default=None,
-                        help="epochs over which tau goes 30 -> 1 "
+                        help="epochs over which tau goes 30 -> 3 "
                              "(default: 4, or --epochs if fewer)")
     parser.add_argument("--batch-size", type=positive_int, default=64)
     parser.add_argument("--train-samples", type=positive_int, default=None,
@@ -116,7 +116,7 @@ def run(args):
     data = load(args.source, args.train_samples)
     (x_train, _), (x_test, y_test) = data
     print(f"Fashion-MNIST ({args.source}): {len(x_train)} train, {len(x_test)} "
-          f"test images; {args.epochs} epochs, tau 30 -> 1 over "
+          f"test images; {args.epochs} epochs, tau 30 -> 3 over "
           f"{args.anneal_epochs:g}")
     results = {}
     for dynamic in (False, True):

@@ -3,17 +3,21 @@ collapsing: the ablation behind the package's defaults (docs/stability.md).
 
     python training/stability.py                        # every variant, seeds 0-2
     python training/stability.py --variants paper layer --seeds 0 --epochs 2
+    python training/stability.py --model user_cnn --optimizer adam --epochs 16 \
+        --bn-momentum 0.99 --default-annealing --variants static paper defaults
 
 Each run is a plain user's script: `DYMobileNetV2(input_shape=(32, 32, 3),
-alpha=0.35, classes=10)` (or its static twin) with one variant's layer
-arguments, `model.compile` and `model.fit` with
-`kdc.callbacks.TemperatureAnnealing`, on Fashion-MNIST (the embedded slice
-by default: 6,000 training and 1,000 test images). Per step it logs the
+alpha=0.35, classes=10)` (or its static twin), or with `--model user_cnn` a
+user's own functional CNN whose `Conv2D` / `DepthwiseConv2D` are swapped for
+the dynamic layers, with one variant's layer arguments, `model.compile` and
+`model.fit` with `kdc.callbacks.TemperatureAnnealing`, on Fashion-MNIST (the
+embedded slice by default: 6,000 training and 1,000 test images). Per step it logs the
 loss, the learning rate and, every `--probe-every` steps on one fixed
 batch, the gradient's global norm, the largest BatchNorm moving mean and
 variance and the attention's normalised entropy (1 = uniform), so that a
 collapse can be traced to its cause. A finished run (its JSON exists) is
-read, not run again.
+read, not run again; the JSONs (epochs and probed steps) are small enough to
+keep under git, in docs/data/stability/.
 """
 
 import argparse
@@ -31,6 +35,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
+from keras_dynconv.callbacks.temperature_annealing import PAPER_END  # noqa: E402
 
 DYNAMIC_LAYERS = (kdc.layers.DynamicConv2D, kdc.layers.DynamicDepthwiseConv2D)
 SMALL_LOGITS = {"class_name": "RandomNormal",
@@ -39,9 +44,12 @@ PAPER = {"attention_normalization": "none", "attention_min_hidden": 1,
          "attention_logits_initializer": "glorot_uniform",
          "kernel_correlation": 0.0}
 
-#: name -> (dynamic, layer arguments over the paper's, annealing arguments).
+#: name -> (dynamic, layer arguments over the paper's, annealing arguments
+#: over the paper's end of 1). `defaults`: the package's own defaults, for
+#: the layers (None: nothing of the paper's) and the annealing's end.
 VARIANTS = {
     "static": (False, {}, {}),
+    "defaults": (True, None, None),
     "paper": (True, {}, {}),
     "correlated": (True, {"kernel_correlation": 0.9}, {}),
     "layer": (True, {"attention_normalization": "layer"}, {}),
@@ -59,6 +67,13 @@ VARIANTS = {
 }
 
 
+MODELS = ("mobilenet_v2", "user_cnn")
+RECORD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                          "docs", "data", "stability")
+#: The user's CNN: (filters, stride) of its depthwise-separable blocks.
+USER_CNN_BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1))
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description="The DY training-stability ablation (see the module docstring).")
@@ -72,11 +87,15 @@ def parse_args(argv=None):
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="default: 0.04 for sgd (1 warm-up epoch, cosine), "
                         "1e-3 for adam (constant)")
+    parser.add_argument("--model", choices=MODELS, default="mobilenet_v2")
     parser.add_argument("--anneal-fraction", type=float, default=0.5,
                         help="tau 30 -> 1 over this fraction of the steps")
+    parser.add_argument("--default-annealing", action="store_true",
+                        help="the ramp's length is TemperatureAnnealing()'s "
+                        "default (10 epochs) instead of --anneal-fraction")
     parser.add_argument("--bn-momentum", type=float, default=0.9)
     parser.add_argument("--probe-every", type=int, default=10)
-    parser.add_argument("--output-dir", default="runs/stability")
+    parser.add_argument("--output-dir", default=RECORD_DIR)
     parser.add_argument("--doc", default=None,
                         help="also write the results as this Markdown page")
     parser.add_argument("--finished-only", action="store_true",
@@ -94,16 +113,49 @@ def load_images(source):
     return (prepare(x_train), y_train.astype("int32")), (prepare(x_test), y_test.astype("int32"))
 
 
-def build_model(variant, bn_momentum):
-    dynamic, layer_args, _ = VARIANTS[variant]
+def _layer_arguments(variant):
+    """The dynamic layers' arguments of a variant, or None for the defaults."""
+    layer_args = VARIANTS[variant][1]
+    return None if layer_args is None else {**PAPER, **layer_args}
+
+
+def user_cnn(variant, bn_momentum):
+    """A user's own functional CNN: a static stem, six depthwise-separable
+    blocks (BatchNorm, ReLU after each conv), global pooling, a Dense. The
+    dynamic variants swap `Conv2D` / `DepthwiseConv2D` in the blocks for
+    `DynamicConv2D` / `DynamicDepthwiseConv2D`, with no other change."""
+    dynamic = VARIANTS[variant][0]
+    extra = (_layer_arguments(variant) or {}) if dynamic else {}
+    conv = kdc.layers.DynamicConv2D if dynamic else keras.layers.Conv2D
+    depthwise = (kdc.layers.DynamicDepthwiseConv2D if dynamic
+                 else keras.layers.DepthwiseConv2D)
+
+    def bn_relu(x):
+        x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
+        return keras.layers.ReLU()(x)
+
+    inputs = keras.Input((32, 32, 3))
+    x = bn_relu(keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs))
+    for filters, stride in USER_CNN_BLOCKS:
+        x = bn_relu(depthwise(3, strides=stride, padding="same", use_bias=False,
+                              **extra)(x))
+        x = bn_relu(conv(filters, 1, use_bias=False, **extra)(x))
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x))
+
+
+def build_model(variant, bn_momentum, model="mobilenet_v2"):
+    if model == "user_cnn":
+        return user_cnn(variant, bn_momentum)
+    dynamic = VARIANTS[variant][0]
+    layer_args = _layer_arguments(variant)
     model = kdc.applications.DYMobileNetV2(
         input_shape=(32, 32, 3), alpha=0.35, classes=10, dynamic=dynamic,
         classifier_activation=None)
 
     def clone(layer):
         config = layer.get_config()
-        if isinstance(layer, DYNAMIC_LAYERS):
-            config.update(PAPER)
+        if isinstance(layer, DYNAMIC_LAYERS) and layer_args is not None:
             config.update(layer_args)
         if isinstance(layer, keras.layers.BatchNormalization):
             config["momentum"] = bn_momentum
@@ -160,14 +212,35 @@ class Probe(keras.callbacks.Callback):
         self.rows.append(row)
 
 
+def run_path(variant, seed, args):
+    """One folder per model, optimizer and budget (MobileNetV2's first runs:
+    the optimizer alone)."""
+    folder = args.optimizer
+    if args.model != "mobilenet_v2" or args.default_annealing:
+        folder = (f"{args.model}-{args.optimizer}-{args.epochs}ep"
+                  + ("-default-annealing" if args.default_annealing else ""))
+    return os.path.join(args.output_dir, folder, f"{variant}-seed{seed}.json")
+
+
+def annealing(variant, args):
+    """The variant's `TemperatureAnnealing`: the paper's end unless the
+    variant changes it (`defaults`: the callback's own)."""
+    end_args = VARIANTS[variant][2]
+    end_args = {} if end_args is None else {"end": PAPER_END, **end_args}
+    if args.default_annealing:
+        return kdc.callbacks.TemperatureAnnealing(**end_args)
+    return kdc.callbacks.TemperatureAnnealing(
+        epochs=args.anneal_fraction * args.epochs, **end_args)
+
+
 def run_one(variant, seed, args, data):
-    path = os.path.join(args.output_dir, args.optimizer, f"{variant}-seed{seed}.json")
+    path = run_path(variant, seed, args)
     if os.path.exists(path):
         with open(path) as f:
             return json.load(f)
     (x_train, y_train), (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    model = build_model(variant, args.bn_momentum)
+    model = build_model(variant, args.bn_momentum, args.model)
     steps_per_epoch = math.ceil(len(x_train) / args.batch_size)
     total = steps_per_epoch * args.epochs
     if args.optimizer == "sgd":
@@ -184,9 +257,7 @@ def run_one(variant, seed, args, data):
     probe = Probe((x_test[:256], y_test[:256]), args.probe_every)
     callbacks = [probe]
     if VARIANTS[variant][0]:
-        annealing = kdc.callbacks.TemperatureAnnealing(
-            epochs=args.anneal_fraction * args.epochs, **VARIANTS[variant][2])
-        callbacks.insert(0, annealing)
+        callbacks.insert(0, annealing(variant, args))
     epochs = []
 
     class Epochs(keras.callbacks.Callback):
@@ -205,7 +276,9 @@ def run_one(variant, seed, args, data):
     loss, accuracy = model.evaluate(x_test, y_test, verbose=0)
     result = {"variant": variant, "seed": seed, "test_accuracy": float(accuracy),
               "test_loss": float(loss), "seconds": time.time() - started,
-              "epochs": epochs, "steps": probe.rows, "args": vars(args)}
+              "epochs": epochs, "args": vars(args),
+              # The probed steps only: what the traces read, a tenth the size.
+              "steps": [row for row in probe.rows if "gradient_norm" in row]}
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f)
@@ -241,20 +314,34 @@ def page(args, results):
         "",
         f"- Data: Fashion-MNIST {args.dataset} ({'6,000 + 1,000' if args.dataset == 'embedded' else '60,000 + 10,000'} images), "
         "32x32, grey repeated to RGB, scaled to [-1, 1], no augmentation.",
-        "- Model: `DYMobileNetV2(input_shape=(32, 32, 3), alpha=0.35, classes=10)` "
-        f"and its static twin, BatchNorm momentum {args.bn_momentum}.",
+        ("- Model: `DYMobileNetV2(input_shape=(32, 32, 3), alpha=0.35, classes=10)` "
+         if args.model == "mobilenet_v2" else
+         "- Model: a user's functional CNN (`training/stability.py`, `user_cnn`): a "
+         "static 3x3 stem, six depthwise-separable blocks "
+         f"{[f for f, _ in USER_CNN_BLOCKS]} whose `DepthwiseConv2D` and 1x1 "
+         "`Conv2D` the dynamic variants swap for `DynamicDepthwiseConv2D` and "
+         "`DynamicConv2D`, global pooling, `Dense(10)`, ")
+        + f"and its static twin, BatchNorm momentum {args.bn_momentum}.",
         f"- A plain `model.fit`: {args.epochs} epochs, batch {args.batch_size}, "
         + ("SGD momentum 0.9, LR 0.04 after 1 warm-up epoch, cosine to 0"
            if args.optimizer == "sgd" else f"Adam {args.learning_rate or 1e-3}")
-        + f"; `TemperatureAnnealing(epochs={args.anneal_fraction * args.epochs:g})`: "
-        f"tau 30 -> 1 over the first {args.anneal_fraction:.0%} of the run.",
+        + ("; `TemperatureAnnealing(end=1)`: tau 30 -> 1 over its default 10 "
+           "epochs (`defaults`: `TemperatureAnnealing()`, 30 -> 3)."
+           if args.default_annealing else
+           f"; `TemperatureAnnealing(epochs={args.anneal_fraction * args.epochs:g}, "
+           f"end=1)`: tau 30 -> 1 over the first {args.anneal_fraction:.0%} of the "
+           "run (`defaults`: to the callback's default end, 3)."),
         "- Every variant is the paper's layer (no normalization, hidden "
         "`max(1, C // 4)`, Glorot logits, independent kernels) with one change, "
-        "or the combination named:",
+        "or the combination named, except `defaults`:",
         "",
     ]
     for variant in args.variants:
         dynamic, layer_args, annealing_args = VARIANTS[variant]
+        if layer_args is None:
+            lines.append(f"  - `{variant}`: the package's defaults (the layers' "
+                         "arguments left out, `TemperatureAnnealing`'s end too)")
+            continue
         changes = ", ".join(f"`{k}={v!r}`" for k, v in {**layer_args, **annealing_args}.items())
         lines.append(f"  - `{variant}`: " + (
             "the static twin" if not dynamic else changes or "the paper's layer"))
@@ -324,8 +411,7 @@ def main(argv=None):
     results = {}
     for seed in args.seeds:
         for variant in args.variants:
-            path = os.path.join(args.output_dir, args.optimizer,
-                                f"{variant}-seed{seed}.json")
+            path = run_path(variant, seed, args)
             if args.finished_only and not os.path.exists(path):
                 continue
             result = run_one(variant, seed, args, data)

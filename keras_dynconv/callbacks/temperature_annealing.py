@@ -8,7 +8,7 @@ from keras_dynconv.layers import arguments
 from keras_dynconv.utils.temperature import dynamic_layers
 
 
-def annealed_temperature(step, total_steps, start=30.0, end=1.0):
+def annealed_temperature(step, total_steps, start=30.0, end=3.0):
     """Linear from `start` at step 0 to `end` at `total_steps`, then `end`."""
     progress = min(max(step, 0) / total_steps, 1.0)
     return start + (end - start) * progress
@@ -16,14 +16,25 @@ def annealed_temperature(step, total_steps, start=30.0, end=1.0):
 
 #: The paper's ramp: 30 -> 1 over the first 10 epochs (of ImageNet).
 PAPER_EPOCHS = 10
+PAPER_END = 1.0
+#: Where the package's ramp ends. At tau < 3 the attention's effective
+#: step, which grows as 1 / tau^2, set off the gradient spikes that preceded
+#: every collapse of the stability ablation; ending at 3 kept DY within its
+#: static twin's spread on every seed there (training/stability.py,
+#: docs/stability.md, `layer_end3`).
+DEFAULT_END = 3.0
 
 
 class TemperatureAnnealing(keras.callbacks.Callback):
     """Anneals the attention temperature of every dynamic layer, per step.
 
-    The paper's schedule: 30 at the start, linearly down to 1 over the first
-    10 epochs, then 1. Without near-uniform early attention a dynamic net
-    can train *below* its static twin.
+    Linear from 30 at the start down to 3 over the first 10 epochs, then 3.
+    The paper ends at 1 (`end=PAPER_END`); ending at 3 is what kept DY from
+    collapsing in the package's stability ablation (docs/stability.md): the
+    attention stays sharp enough to pick kernels (at tau 3 its normalised
+    entropy still falls as it learns) while its gradient, which grows as
+    1 / tau^2, stays tame. Without near-uniform early attention a dynamic
+    net can train *below* its static twin.
 
     The temperature is computed from `model.optimizer.iterations`, which
     checkpoints and `keras.callbacks.BackupAndRestore` save and restore, so
@@ -40,7 +51,8 @@ class TemperatureAnnealing(keras.callbacks.Callback):
 
     Args:
         start: temperature at step 0 (> 0).
-        end: temperature once annealed (> 0, <= start).
+        end: temperature once annealed (> 0, <= start). Default 3;
+            the paper's is `PAPER_END` (1).
         epochs: length of the ramp in epochs (> 0, may be fractional).
             Default: 10, unless `steps` or `fraction` is given.
         steps_per_epoch: training steps in an epoch. Default: what
@@ -65,10 +77,10 @@ class TemperatureAnnealing(keras.callbacks.Callback):
     ...                     batch_size=4, epochs=3, verbose=0,
     ...                     callbacks=[annealing])
     >>> [round(t, 2) for t in history.history["temperature"]]
-    [22.75, 8.25, 1.0]
+    [23.25, 9.75, 3.0]
     """
 
-    def __init__(self, start=30.0, end=1.0, epochs=None, steps_per_epoch=None,
+    def __init__(self, start=30.0, end=DEFAULT_END, epochs=None, steps_per_epoch=None,
                  steps=None, fraction=None):
         super().__init__()
         self.start = arguments.positive_finite(start, "start")

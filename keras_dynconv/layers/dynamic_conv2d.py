@@ -18,7 +18,7 @@ class DynamicConv2D(BaseDynamicConv):
     default, and absent in the paper's form, `attention_normalization="none"`,
     where FC1 has a bias). Put BatchNorm and the
     activation after the layer, as for a static conv. Anneal the temperature
-    with `kdc.callbacks.TemperatureAnnealing` (30 -> 1 over 10 epochs).
+    with `kdc.callbacks.TemperatureAnnealing` (30 -> 3 over 10 epochs).
 
     With `num_kernels=1` the layer computes exactly `keras.layers.Conv2D`.
 

@@ -19,6 +19,7 @@ import re
 import typing
 
 from keras_dynconv.applications import MODELS
+from keras_dynconv.callbacks.temperature_annealing import DEFAULT_END as DEFAULT_TEMPERATURE_END
 from keras_dynconv.layers.base_dynamic_conv import ATTENTION_NORMALIZATIONS
 
 RECIPE_DIR = os.path.join(os.path.dirname(__file__), "recipes")
@@ -95,7 +96,8 @@ class TrainConfig:
     label_smoothing: float = _field(0.1, "label smoothing")
     # The temperature of the dynamic layers.
     temperature_start: float = _field(30.0, "temperature at step 0")
-    temperature_end: float = _field(1.0, "temperature once annealed")
+    temperature_end: float = _field(
+        DEFAULT_TEMPERATURE_END, "temperature once annealed (the paper: 1)")
     temperature_epochs: typing.Optional[float] = _field(
         None, "length of the linear annealing in epochs (the paper: 10)")
     temperature_steps: typing.Optional[int] = _field(
