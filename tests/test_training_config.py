@@ -95,18 +95,38 @@ def test_shipped_recipes_resolve(tmp_path):
         assert config.epochs >= 1
 
 
+def test_learning_rate_and_warm_up_default_to_the_batch_and_the_run(tmp_path):
+    config = _config(tmp_path, batch_size=64, epochs=3)
+    assert config.learning_rate == pytest.approx(0.025)  # 0.1 x 64 / 256
+    assert config.warmup_epochs == 0.75  # a quarter of a 3-epoch run
+    assert _config(tmp_path, epochs=10).warmup_epochs == 1.0
+    assert _config(tmp_path, optimizer="adamw").learning_rate == 1e-3
+    # A recipe's or a flag's value stands.
+    recipe = config_lib.resolve(config_lib.TrainConfig(
+        **config_lib.load_recipe("mobilenet_v2"), model_dir=str(tmp_path)))
+    assert (recipe.learning_rate, recipe.warmup_epochs) == (0.05, 0)
+
+
+def test_fitted_bn_momentum_spans_a_twentieth_of_the_run():
+    from keras_dynconv.training.optimization import fitted_bn_momentum
+
+    assert fitted_bn_momentum(2000) == pytest.approx(0.99)
+    assert fitted_bn_momentum(50) == 0.9  # no faster than 0.9
+    assert fitted_bn_momentum(10**6) == 0.999  # the MobileNets' own, no slower
+
+
 def _config(tmp_path, **kwargs):
     return config_lib.resolve(config_lib.TrainConfig(model_dir=str(tmp_path / "run"), **kwargs))
 
 
 def test_run_directory_resumes_refuses_or_overwrites(tmp_path):
-    config = _config(tmp_path, epochs=3)
+    config = _config(tmp_path, epochs=4)
     assert run_directory.prepare(config) == "fresh"
     config_lib.save(config, run_directory.RunDirectory(config.model_dir).config)
     assert run_directory.prepare(config) == "resume"
-    other = _config(tmp_path, epochs=4)
+    other = _config(tmp_path, epochs=5)
     with pytest.raises(config_lib.ConfigError, match=re.escape(
-            "holds an unfinished run of another config (--epochs 3 -> 4); rerun "
+            "holds an unfinished run of another config (--epochs 4 -> 5); rerun "
             "its command to resume it, or pass --overwrite to start afresh.")):
         run_directory.prepare(other)
     finished = run_directory.RunDirectory(config.model_dir).model

@@ -25,6 +25,7 @@ from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import data
 from keras_dynconv.training import durability
 from keras_dynconv.training import run_directory
+from keras_dynconv.training.optimization import fitted_bn_momentum
 from keras_dynconv.training.optimization import make_optimizer
 from keras_dynconv.training.strategy import choose_jit
 from keras_dynconv.training.strategy import make_strategy
@@ -78,12 +79,12 @@ def _preprocess_input(model_name):
     return getattr(module, "preprocess_input", lambda x: x)
 
 
-def _build_model(config, spec, channels):
+def _build_model(config, spec, channels, bn_momentum):
     kwargs = dict(
         input_shape=(config.image_size, config.image_size, channels),
         classes=spec.num_classes, dynamic=config.dynamic,
         num_kernels=config.num_kernels, formulation=config.formulation,
-        bn_momentum=config.bn_momentum,
+        bn_momentum=bn_momentum,
     )
     if config.dynamic:
         kwargs.update(
@@ -229,8 +230,13 @@ def run(config, strategy=None, callbacks=()):
         data_dir=config.data_dir, train_limit=config.train_limit,
         eval_limit=config.eval_limit,
     )
+    bn_momentum = config.bn_momentum
+    if bn_momentum is None:
+        bn_momentum = fitted_bn_momentum(config.epochs * datasets.steps_per_epoch)
+        _log(f"BatchNorm momentum {bn_momentum:.4f}, fitted to "
+             f"{config.epochs * datasets.steps_per_epoch} training steps")
     with strategy.scope():
-        model = _build_model(config, spec, channels)
+        model = _build_model(config, spec, channels, bn_momentum)
         if config.dynamic:
             set_temperature(model, config.fixed_temperature or config.temperature_start)
         model.compile(
