@@ -28,10 +28,11 @@ from keras_dynconv.tflite import runtime  # noqa: E402
 from keras_dynconv.tflite.images import images_for  # noqa: E402
 from keras_dynconv.tflite.model_source import load_model  # noqa: E402
 from keras_dynconv.tflite.serving_shape import serving_input_shape  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("model", help="a trained .keras model")
     parser.add_argument("--data", default="fashion_mnist:full",
                         help="dataset for calibration (train) and errors (test)")

@@ -30,6 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 # (name, kind, height=width, in_channels, out_channels, kernel, stride)
 CASES = [
@@ -144,7 +145,7 @@ def run_case(case, batch, rounds, jit):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--jit", action="store_true", help="compile with XLA")

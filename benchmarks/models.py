@@ -40,6 +40,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.utils.machine import cpu_name  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 # model.fit warns that a tf.data dataset is not shuffled: it is synthetic.
 warnings.filterwarnings("ignore", message="`shuffle=True` was passed")
@@ -188,7 +189,7 @@ def run_inference(label, fn, kwargs, args, workdir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--size", type=int, default=96,
                         help="training input side (>= 32)")
     parser.add_argument("--inference-size", type=int, default=224,

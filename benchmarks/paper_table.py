@@ -30,6 +30,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras_dynconv as kdc  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 A = kdc.applications
 
@@ -195,7 +196,7 @@ def print_table(results):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--json", action="store_true", help="also print JSON")
     args = parser.parse_args(argv)
     results = [measure_row(row) for row in ROWS]

@@ -43,6 +43,7 @@ import tensorflow as tf  # noqa: E402
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.utils.machine import cpu_name  # noqa: E402
 from keras_dynconv import tflite as kdc_tflite  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 MODELS = {
     "mobilenet_v2_1.0": (kdc.applications.DYMobileNetV2, {"alpha": 1.0}),
@@ -52,7 +53,7 @@ MODELS = {
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--models", nargs="+", choices=sorted(MODELS),
                         default=list(MODELS))
     parser.add_argument("--quantizations", nargs="+",

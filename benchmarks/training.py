@@ -28,6 +28,7 @@ import tensorflow as tf  # noqa: E402
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.training import config as config_lib  # noqa: E402
 from keras_dynconv.training import runner  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 
 class BatchTimer(keras.callbacks.Callback):
@@ -55,7 +56,7 @@ def images_per_second(config):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--model", default="dy_mobilenet_v2")
     parser.add_argument("--alpha", type=float, default=0.35)
     parser.add_argument("--image-size", type=int, default=32)

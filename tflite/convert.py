@@ -21,11 +21,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv=None):
+    from keras_dynconv.utils import argparse_types
+
     from keras_dynconv.tflite.converter import QUANTIZATIONS
     from keras_dynconv.tflite.converter import RUN_TIME_KERNEL_SCALES
 
     parser = argparse.ArgumentParser(
-        prog="python -m tflite.convert", description=__doc__.splitlines()[0])
+        prog="python -m tflite.convert", description=argparse_types.description(__doc__))
     parser.add_argument("model", help="the .keras file to convert")
     parser.add_argument("--output", required=True, help="the .tflite to write")
     parser.add_argument("--quantization", choices=QUANTIZATIONS, default="none")

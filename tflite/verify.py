@@ -17,8 +17,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def parse_args(argv=None):
+    from keras_dynconv.utils import argparse_types
+
     parser = argparse.ArgumentParser(
-        prog="python -m tflite.verify", description=__doc__.splitlines()[0])
+        prog="python -m tflite.verify", description=argparse_types.description(__doc__))
     parser.add_argument("model", help="the .keras model")
     parser.add_argument("tflite", help="the .tflite converted from it")
     parser.add_argument("--data", default="fashion_mnist:embedded",

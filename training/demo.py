@@ -26,10 +26,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_dynconv.training import config as config_lib  # noqa: E402
 from keras_dynconv.training import durability  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--dataset", default="fashion_mnist:embedded")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--alpha", type=float, default=0.35)

@@ -25,10 +25,11 @@ import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.applications.small_cnn import SmallCNN  # noqa: E402
 from keras_dynconv.utils.argparse_types import positive_float  # noqa: E402
 from keras_dynconv.utils.argparse_types import positive_int  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--source", default="embedded",
                         help='"embedded", "full", "auto" or a directory of the '
                              "official idx files (default: embedded)")

@@ -25,11 +25,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_dynconv.utils.argparse_types import open_fraction  # noqa: E402
 from keras_dynconv.utils.argparse_types import positive_int  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m training.qat", description=__doc__.splitlines()[0])
+        prog="python -m training.qat", description=argparse_types.description(__doc__))
     parser.add_argument("model", help="the trained .keras model")
     parser.add_argument("--output-dir", required=True)
     parser.add_argument("--dataset", help="default: the training run's (config.json)")

@@ -24,6 +24,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from keras_dynconv.utils import argparse_types  # noqa: E402
 from training import results as float_results  # noqa: E402
 
 HEADING = float_results.QAT_HEADING
@@ -32,7 +33,7 @@ VARIANTS = {"static": ("static", None), "dy": ("dy", None),
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS),
                         default=["static", "dy"])

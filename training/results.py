@@ -37,6 +37,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_dynconv.training import config as config_lib  # noqa: E402
 from keras_dynconv.utils import machine  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 VARIANTS = ("static", "dy", "dy_paper", "dy_tau1")
 #: The layer arguments of the paper's attention and initialisation.
@@ -51,7 +52,7 @@ RECORD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=argparse_types.description(__doc__))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--variants", nargs="+", choices=VARIANTS,
                         default=list(VARIANTS))

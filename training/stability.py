@@ -36,6 +36,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.callbacks.temperature_annealing import PAPER_END  # noqa: E402
+from keras_dynconv.utils import argparse_types  # noqa: E402
 
 DYNAMIC_LAYERS = (kdc.layers.DynamicConv2D, kdc.layers.DynamicDepthwiseConv2D)
 SMALL_LOGITS = {"class_name": "RandomNormal",
@@ -76,7 +77,7 @@ USER_CNN_BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1))
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description="The DY training-stability ablation (see the module docstring).")
+        description=argparse_types.description(__doc__))
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS),
                         default=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])

@@ -18,6 +18,17 @@ import argparse
 import math
 
 
+def description(docstring):
+    """A script's `--help` description: the first paragraph of its module
+    docstring on one line (its first line alone often stops mid-sentence).
+
+    >>> description("Train a model and its\\ntwin, offline.\\n\\nMore.")
+    'Train a model and its twin, offline.'
+    """
+    paragraph = docstring.strip().split("\n\n")[0]
+    return " ".join(paragraph.split())
+
+
 def positive_int(text):
     """An integer >= 1."""
     try:
