@@ -13,6 +13,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPTS = (
     "training/demo.py", "training/demo_cnn.py", "training/qat.py",
     "training/qat_results.py", "training/results.py", "training/stability.py",
+    "training/trace_run.py",
     "tflite/convert.py", "tflite/verify.py", "benchmarks/int8_error.py",
     "benchmarks/layers.py", "benchmarks/models.py", "benchmarks/paper_table.py",
     "benchmarks/tflite.py", "benchmarks/training.py",

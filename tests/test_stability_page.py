@@ -67,3 +67,15 @@ def test_defaults_variant_keeps_the_packages_defaults_and_the_user_cnn_swaps_lay
     assert all(l.attention_normalization == "none" for l in swapped)
     assert paper.output_shape == static.output_shape == (None, 10)
     assert static.count_params() < paper.count_params()
+
+
+def test_trace_run_probes_the_results_run_on_its_own_preprocessing():
+    from training import results, trace_run
+
+    args = trace_run.parse_args(["--dataset", "fashion_mnist:embedded", "--epochs", "2"])
+    config = results.config_for(args.variant, args.seed, results.parse_args(
+        ["--dataset", args.dataset, "--epochs", "2"]))
+    images, labels = trace_run.probe_batch(config, count=8)
+    assert images.shape == (8, 32, 32, 3) and labels.shape == (8, 10)
+    # MobileNet preprocessing: [0, 255] -> [-1, 1].
+    assert images.min() >= -1.0 and images.max() <= 1.0 and images.min() < 0

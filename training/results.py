@@ -47,8 +47,8 @@ PAPER_FORM = {"attention_normalization": "none", "attention_min_hidden": 1,
 #: the page keeps that section.
 QAT_HEADING = "## Quantization-aware training (int8)"
 #: Where the metrics of finished runs are kept, one folder per budget.
-RECORD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                          "docs", "data", "results")
+RECORD_DIR = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "data", "results"))
 
 
 def parse_args(argv=None):

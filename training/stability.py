@@ -69,8 +69,8 @@ VARIANTS = {
 
 
 MODELS = ("mobilenet_v2", "user_cnn")
-RECORD_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
-                          "docs", "data", "stability")
+RECORD_DIR = os.path.normpath(os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "data", "stability"))
 #: The user's CNN: (filters, stride) of its depthwise-separable blocks.
 USER_CNN_BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1))
 
@@ -169,15 +169,17 @@ class Probe(keras.callbacks.Callback):
     """Per-step loss and learning rate; every `every` steps, on a fixed batch:
     gradient norm, largest BatchNorm statistics, attention entropy."""
 
-    def __init__(self, batch, every):
+    def __init__(self, batch, every, loss_fn=None):
         super().__init__()
         self.images, self.labels = batch
         self.every = every
         self.rows = []
+        self._loss_fn = loss_fn or keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True)
 
     def on_train_begin(self, logs=None):
         model = self.model
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        loss_fn = self._loss_fn
         self._dynamic = kdc.utils.dynamic_layers(model)
         self._bn = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
 
