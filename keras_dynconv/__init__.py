@@ -13,8 +13,9 @@ from keras_dynconv import layers
 from keras_dynconv import tflite
 from keras_dynconv import training
 from keras_dynconv import utils
+from keras_dynconv.saving import load_model
 
 __all__ = [
     "__version__", "applications", "callbacks", "datasets", "layers", "tflite",
-    "training", "utils",
+    "training", "utils", "load_model",
 ]
