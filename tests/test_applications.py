@@ -357,6 +357,10 @@ def test_weights_from_a_file(tmp_path):
         (dict(classes=0), r"`classes` .* include_top=True. Received: classes=0"),
         (dict(input_shape=(16, 16, 3)),
          r"at least 32x32. Received: input_shape=\(16, 16, 3\)"),
+        (dict(input_shape=(3, 32, 32)),
+         r"at least 32x32. The shape is \(height, width, channels\), channels last: "
+         r"for images of 32x32 pixels pass input_shape=\(32, 32, 3\). "
+         r"Received: input_shape=\(3, 32, 32\)"),
         (dict(input_shape=(32, 32)),
          r"`input_shape` must be a tuple .* Received: input_shape=\(32, 32\)"),
         (dict(num_kernels=0), r"`num_kernels` .* Received: num_kernels=0"),

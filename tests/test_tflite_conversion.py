@@ -348,6 +348,11 @@ def test_bad_model_files(tmp_path):
     text.write_text("not a model")
     with pytest.raises(ValueError, match="is not a Keras model file"):
         kdc_tflite.convert(str(text))
+    legacy = tmp_path / "model.h5"
+    legacy.write_bytes(b"\x89HDF\r\n\x1a\n")
+    with pytest.raises(ValueError, match=re.escape(
+            "save it again with `model.save('model.keras')`")):
+        kdc_tflite.convert(str(legacy))
     corrupt = tmp_path / "corrupt.keras"
     with zipfile.ZipFile(corrupt, "w") as archive:
         archive.writestr("config.json", "{ truncated")

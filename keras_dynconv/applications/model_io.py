@@ -82,8 +82,14 @@ def make_input(
         shape = tuple(default_shape)
     height, width, channels = shape
     if any(d is not None and d < min_size for d in (height, width)):
+        hint = ""
+        if channels is not None and channels >= min_size and min(
+                d for d in (height, width) if d is not None) <= 4:
+            hint = (" The shape is (height, width, channels), channels last: "
+                    f"for images of {channels}x{channels} pixels pass "
+                    f"input_shape={(channels, channels, height)}.")
         raise ValueError(
-            f"Input size must be at least {min_size}x{min_size}. "
+            f"Input size must be at least {min_size}x{min_size}.{hint} "
             f"Received: input_shape={shape}"
         )
     if rgb_only and channels != 3:

@@ -42,9 +42,13 @@ def load_model(model, argument="model"):
             f"`{argument}` file not found. Received: {argument}={path!r}"
         )
     if not zipfile.is_zipfile(path):
+        legacy = str(path).endswith((".h5", ".hdf5"))
+        hint = (" An HDF5 file is Keras 2's legacy format: load it where it was "
+                "made (`keras.models.load_model`) and save it again with "
+                "`model.save('model.keras')`." if legacy else "")
         raise ValueError(
             f"`{argument}` is not a Keras model file (a .keras zip archive, "
-            f"as `model.save` writes). Received: {argument}={path!r}"
+            f"as `model.save` writes).{hint} Received: {argument}={path!r}"
         )
     import keras_dynconv  # noqa: F401  (registers the package's objects)
 
