@@ -183,12 +183,21 @@ class Probe(keras.callbacks.Callback):
         self._dynamic = kdc.utils.dynamic_layers(model)
         self._bn = [l for l in model.layers if isinstance(l, keras.layers.BatchNormalization)]
 
+        variables = model.trainable_variables
+        dynamic = {id(v) for layer in self._dynamic for v in layer.trainable_variables}
+        groups = [_variable_group(v, id(v) in dynamic) for v in variables]
+        self._groups = sorted(set(groups))
+
         @tf.function
         def gradient_norm(images, labels):
             with tf.GradientTape() as tape:
                 loss = loss_fn(labels, model(images, training=False))
-            grads = tape.gradient(loss, model.trainable_variables)
-            return tf.linalg.global_norm([g for g in grads if g is not None])
+            grads = tape.gradient(loss, variables)
+            norms = {name: tf.linalg.global_norm(
+                [g for g, group in zip(grads, groups) if group == name and g is not None]
+                or [tf.zeros(())]) for name in self._groups}
+            norms["all"] = tf.linalg.global_norm([g for g in grads if g is not None])
+            return norms
 
         self._gradient_norm = gradient_norm
 
@@ -206,7 +215,9 @@ class Probe(keras.callbacks.Callback):
                "learning_rate": float(keras.ops.convert_to_numpy(lr)),
                "temperature": float(logs.get("temperature", 0.0))}
         if step % self.every == 0:
-            row["gradient_norm"] = float(self._gradient_norm(self.images, self.labels))
+            norms = self._gradient_norm(self.images, self.labels)
+            row["gradient_norm"] = float(norms.pop("all"))
+            row["gradient_norms"] = {name: float(n) for name, n in norms.items()}
             row["bn_max_moving_mean"] = max(
                 float(np.abs(l.moving_mean.numpy()).max()) for l in self._bn)
             row["bn_max_moving_variance"] = max(
@@ -234,6 +245,18 @@ def annealing(variant, args):
         return kdc.callbacks.TemperatureAnnealing(**end_args)
     return kdc.callbacks.TemperatureAnnealing(
         epochs=args.anneal_fraction * args.epochs, **end_args)
+
+
+def _variable_group(variable, in_dynamic_layer):
+    """Which part of the network a trainable variable belongs to, for the
+    gradient norms per group: the dynamic layers' kernels, their attention,
+    BatchNorm, the rest (static convs, classifier)."""
+    name = getattr(variable, "path", variable.name).split("/")[-1]
+    if in_dynamic_layer:
+        return "attention" if name.startswith("attention_") else "dynamic kernels"
+    if name in ("gamma", "beta"):
+        return "batch norm"
+    return "other"
 
 
 def run_one(variant, seed, args, data):

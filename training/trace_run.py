@@ -100,6 +100,8 @@ def main(argv=None):
                   f"bn_mean {row['bn_max_moving_mean']:9.2f} "
                   f"bn_var {row['bn_max_moving_variance']:11.2f} "
                   f"entropy {row['entropy']}")
+            print("           " + ", ".join(
+                f"{name} {norm:.2f}" for name, norm in row["gradient_norms"].items()))
 
 
 if __name__ == "__main__":
