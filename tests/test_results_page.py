@@ -19,7 +19,11 @@ def test_page_lists_runs_and_summarises_each_variant_over_seeds():
     runs = {("static", 0): _result(0.80, False), ("static", 1): _result(0.82, False),
             ("dy", 0): _result(0.83, True), ("dy", 1): _result(0.81, True),
             ("dy_tau1", 0): _result(0.70, True), ("dy_tau1", 1): _result(0.74, True)}
+    runs["dy", 0]["history"] = {"accuracy": [0.5, 0.25], "attention_entropy": [1.0, 0.75]}
+    runs["static", 0]["history"] = {"accuracy": [0.5, 0.7]}
     text = results.page(args, configs, runs)
+    assert "| dy | 0 | 0.500 (1.00) | 0.250 (0.75) |" in text  # the fall shows per epoch
+    assert "| static | 0 | 0.500 | 0.700 |" in text
     assert "| static | 0 | 0.8000 | 0.5000 | - | 10 |" in text
     assert "| dy | 1 | 0.8100 | 0.5000 | 1.00 | 10 |" in text
     assert "| static | 2 | 0.8100 | 0.0141 | 0.8000 | 0.8200 |" in text

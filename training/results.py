@@ -105,6 +105,18 @@ def record_path(config):
     return os.path.join(RECORD_DIR, budget, f"{run}.json")
 
 
+def _history(model_dir):
+    """The run's per-epoch log (training_log.csv) as {column: [values]}."""
+    import csv
+
+    path = os.path.join(model_dir, "training_log.csv")
+    if not os.path.exists(path):
+        return {}
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    return {key: [float(row[key]) for row in rows] for key in rows[0]} if rows else {}
+
+
 def finished(config):
     return (os.path.exists(record_path(config))
             or os.path.exists(os.path.join(config.model_dir, "metrics.json")))
@@ -125,6 +137,7 @@ def run_or_read(config):
         from keras_dynconv.training import runner
 
         result = runner.run(config).to_dict()
+    result["history"] = _history(config.model_dir)
     os.makedirs(os.path.dirname(record), exist_ok=True)
     atomic_files.write_json(result, record)
     return result
@@ -138,6 +151,27 @@ def _summary(values):
     mean = statistics.mean(values)
     spread = statistics.stdev(values) if len(values) > 1 else 0.0
     return mean, spread, min(values), max(values)
+
+
+def _history_lines(results):
+    """Per epoch, training accuracy (and for DY the attention's entropy):
+    where a run fell shows here, not in its final number."""
+    runs = {key: r for key, r in sorted(results.items()) if r.get("history")}
+    if not runs:
+        return []
+    epochs = max(len(r["history"]["accuracy"]) for r in runs.values())
+    lines = ["", "Training accuracy per epoch (DY: with the attention's normalised "
+             "entropy, 1 = uniform, on 256 test images):", "",
+             "| variant | seed | " + " | ".join(f"ep {e + 1}" for e in range(epochs)) + " |",
+             "|---|---|" + "---|" * epochs]
+    for (variant, seed), result in runs.items():
+        history = result["history"]
+        cells = []
+        for epoch, accuracy in enumerate(history["accuracy"]):
+            entropy = history.get("attention_entropy")
+            cells.append(f"{accuracy:.3f}" + (f" ({entropy[epoch]:.2f})" if entropy else ""))
+        lines.append(f"| {variant} | {seed} | " + " | ".join(cells) + " |")
+    return lines
 
 
 def _target_lines(args, results):
@@ -213,10 +247,10 @@ def page(args, configs, results):
                 f"std {100 * spread:.2f}, standard error {100 * error:.2f}, range "
                 f"{100 * low:+.2f} to {100 * high:+.2f} ({len(pairs)} seeds).")
     lines += _target_lines(args, results)
+    lines += _history_lines(results)
     lines += ["", "One budget, a few seeds: the spread above is the uncertainty. What "
-              "is known of why DY trains as it does here (the collapse when tau "
-              "nears 1, the kernel correlation that delays it): "
-              "[training.md](training.md)."]
+              "is known of why DY trains as it does here, from per-step traces "
+              "(`training/trace_run.py`): [training.md](training.md)."]
     return "\n".join(lines) + "\n"
 
 
