@@ -220,3 +220,15 @@ def test_auto_strategy_follows_tf_config(monkeypatch):
         "cluster": {"worker": ["localhost:1", "localhost:2"]},
         "task": {"type": "worker", "index": 0}}))
     assert resolve_strategy_name("auto") == "multi_worker"
+
+
+def test_gradient_clipping_reaches_the_optimizer_and_refuses_bad_norms(tmp_path):
+    from keras_dynconv.training.optimization import make_optimizer
+
+    assert make_optimizer(_config(tmp_path), 10).global_clipnorm is None
+    clipped = _config(tmp_path, gradient_clip_norm=5.0)
+    assert make_optimizer(clipped, 10).global_clipnorm == 5.0
+    with pytest.raises(config_lib.ConfigError, match=re.escape(
+            "--gradient-clip-norm: must be a finite number > 0. "
+            "Received: --gradient-clip-norm=-1.0")):
+        _config(tmp_path, gradient_clip_norm=-1.0)

@@ -99,6 +99,9 @@ class TrainConfig:
     weight_decay: float = _field(4e-5, "weight decay (not on biases, BatchNorm "
                                  "or attention biases)")
     label_smoothing: float = _field(0.1, "label smoothing")
+    gradient_clip_norm: typing.Optional[float] = _field(
+        None, "clip the gradient to this global norm before each step "
+        "(default: no clipping)")
     # The temperature of the dynamic layers.
     temperature_start: float = _field(30.0, "temperature at step 0")
     temperature_end: float = _field(
@@ -285,7 +288,7 @@ def _check_numbers(config):
             _fail(name, value, "must be an integer >= 1.")
     positive = ("temperature_start", "temperature_end", "lr_decay_factor")
     optional = ("alpha", "fixed_temperature", "temperature_epochs",
-                "temperature_fraction", "learning_rate")
+                "temperature_fraction", "learning_rate", "gradient_clip_norm")
     for name in positive + optional:
         value = getattr(config, name)
         if value is None and name in optional:

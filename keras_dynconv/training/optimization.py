@@ -90,12 +90,14 @@ def make_optimizer(config, steps_per_epoch):
         decay_factor=config.lr_decay_factor,
     )
     weight_decay = config.weight_decay or None
+    clipping = {"global_clipnorm": config.gradient_clip_norm}
     if config.optimizer == "sgd":
         optimizer = keras.optimizers.SGD(
-            schedule, momentum=config.momentum, weight_decay=weight_decay
+            schedule, momentum=config.momentum, weight_decay=weight_decay, **clipping
         )
     else:
-        optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
+        optimizer = keras.optimizers.AdamW(
+            schedule, weight_decay=config.weight_decay, **clipping)
     if weight_decay:
         optimizer.exclude_from_weight_decay(var_names=NO_WEIGHT_DECAY)
     return optimizer
