@@ -460,3 +460,17 @@ def test_verify_cli_bad_input(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         verify_cli.main([str(trained_run / "model.keras"), str(tmp_path / "none.tflite")])
     assert "TFLITE file not found" in capsys.readouterr().err
+
+
+def test_a_dataset_name_with_a_config_is_not_taken_for_a_file(tmp_path):
+    from keras_dynconv.tflite import images
+
+    # "imagenette/320px" names a tensorflow-datasets config, not a path: it
+    # is looked up as a dataset (not downloaded here), not as a file.
+    with pytest.raises(ValueError, match=re.escape(
+            "is neither a .npy/.npz file nor an available dataset")) as error:
+        images.load_images("imagenette/320px", (1, 32, 32, 3), argument="verify_data")
+    assert "Received: verify_data='imagenette/320px'" in str(error.value)
+    with pytest.raises(FileNotFoundError):
+        images.load_images(str(tmp_path / "inputs.npy"), (1, 32, 32, 3),
+                           argument="verify_data")

@@ -206,9 +206,11 @@ def load_images(source, input_shape, *, argument, preprocess=None, limit=None,
 
 
 def _is_file_source(source):
+    # A "/" alone does not make a path: tensorflow-datasets names carry
+    # their config after one ("imagenette/320px").
     return isinstance(source, (str, os.PathLike)) and (
         os.fspath(source).endswith((".npy", ".npz"))
-        or os.path.sep in os.fspath(source))
+        or os.path.isfile(os.fspath(source)))
 
 
 def images_for(model, source, input_shape, *, argument, model_path=None,
