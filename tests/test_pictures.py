@@ -142,6 +142,9 @@ def test_training_curves_from_history_and_csv(tmp_path):
     _assert_png(path)
     # Missing keys are not drawn: loss alone is fine.
     _assert_png(pictures.plot_training_curves({"loss": [1.0]}, str(tmp_path / "l.png")))
+    # A static run: no temperature, the learning rate takes its panel.
+    _assert_png(pictures.plot_training_curves(
+        {"loss": [1.0, 0.8], "learning_rate": [0.1, 0.001]}, str(tmp_path / "s.png")))
 
     csv_path = tmp_path / "log.csv"
     csv_path.write_text(

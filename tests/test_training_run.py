@@ -43,7 +43,13 @@ def test_a_run_leaves_its_files_and_anneals(tmp_path):
         assert (run / name).exists(), name
     assert not (run / "backup").exists()  # deleted once the run completed
     assert os.listdir(run / "logs")  # TensorBoard
-    assert result.steps == 3 * 16 and result.final_temperature == 1.0
+    assert result.steps == 3 * 16 and result.final_temperature == 3.0  # the default end
+    log = kdc.utils.pictures.read_csv_log(str(run / "training_log.csv"))
+    # The schedule's rate at the step count each epoch ends on: cosine from 0.05 after
+    # the half-epoch warm-up, to 0 at the end.
+    assert log["learning_rate"][0] == pytest.approx(
+        0.05 * 0.5 * (1 + np.cos(np.pi * 8 / 40)), rel=1e-3)  # step 16
+    assert log["learning_rate"][-1] < log["learning_rate"][0] and log["learning_rate"][-1] >= 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["eval_accuracy"] == pytest.approx(result.eval_accuracy)
     assert result.eval_accuracy > 0.2  # ten classes: above chance after 48 steps

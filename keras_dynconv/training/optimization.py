@@ -78,6 +78,19 @@ def fitted_bn_momentum(total_steps):
     return min(max(momentum, SHORT_RUN_BN_MOMENTUM), LONG_RUN_BN_MOMENTUM)
 
 
+class LearningRateLog(keras.callbacks.Callback):
+    """Writes the learning rate of the epoch's last step into the epoch's
+    logs (`logs["learning_rate"]`), for `CSVLogger`, `TensorBoard` and the
+    training curves: put it before them in the callback list."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        # Keras evaluates a schedule at the optimizer's step count.
+        rate = self.model.optimizer.learning_rate
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(rate))
+
+
 def make_optimizer(config, steps_per_epoch):
     """The optimizer `config` names, with its schedule, weight decay off the
     variables named in `NO_WEIGHT_DECAY`."""

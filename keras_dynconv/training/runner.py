@@ -25,6 +25,7 @@ from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import data
 from keras_dynconv.training import durability
 from keras_dynconv.training import run_directory
+from keras_dynconv.training.optimization import LearningRateLog
 from keras_dynconv.training.optimization import fitted_bn_momentum
 from keras_dynconv.training.optimization import make_optimizer
 from keras_dynconv.training.strategy import choose_jit
@@ -155,6 +156,7 @@ def _callbacks(config, run, root, is_chief, strategy, datasets):
             steps_per_epoch=datasets.steps_per_epoch,
         ))
     callbacks += [
+        LearningRateLog(),
         durability.StopOnNonFiniteLoss(),
         durability.AtomicBackupAndRestore(backup),
     ]

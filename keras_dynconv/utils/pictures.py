@@ -721,7 +721,16 @@ def plot_training_curves(history, path, title=None):
     axes[2].grid(alpha=0.3)
     learning_rate = next((k for k in ("learning_rate", "lr") if k in series), None)
     handles, labels = axes[2].get_legend_handles_labels()
-    if learning_rate is not None and len(series[learning_rate]):
+    if not drawn_temperature and learning_rate is not None:
+        # A static run has no temperature: the learning rate takes the panel.
+        values = series[learning_rate]
+        draw(axes[2], learning_rate, color="tab:green")
+        finite = values[np.isfinite(values)]
+        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 20:
+            axes[2].set_yscale("log")
+        axes[2].set_ylabel(learning_rate)
+        axes[2].legend(fontsize=7, loc="best")
+    elif learning_rate is not None and len(series[learning_rate]):
         twin = axes[2].twinx()
         values = series[learning_rate]
         twin.plot(x_of(values), values, color="tab:green", linestyle=":",
