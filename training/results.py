@@ -39,8 +39,8 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from keras_dynconv.training import config as config_lib  # noqa: E402
-from keras_dynconv.utils import machine  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
+from keras_dynconv.utils import machine  # noqa: E402
 
 VARIANTS = ("static", "dy", "dy_paper", "dy_tau1", "dy_near_equal", "dy_clipped")
 #: Candidates against the full-set falls (docs/training.md): the K kernels
@@ -48,8 +48,17 @@ VARIANTS = ("static", "dy", "dy_paper", "dy_tau1", "dy_near_equal", "dy_clipped"
 #: in when the attention moves; the gradient clipped to a global norm of 5
 #: (the traces' median is 3-7; DY's spikes reached 259).
 NEAR_EQUAL_CORRELATION = 0.99
-DEFAULT_VARIANTS = VARIANTS[:4]
 CLIP_NORM = 5.0
+DEFAULT_VARIANTS = VARIANTS[:4]
+VARIANT_TEXT = {
+    "static": "the static twin",
+    "dy": "the package's defaults",
+    "dy_paper": "the paper's attention and initialisation",
+    "dy_tau1": "the defaults at a fixed tau = 1",
+    "dy_near_equal": f"the defaults with the K kernels initialised with "
+                     f"correlation {NEAR_EQUAL_CORRELATION}",
+    "dy_clipped": f"the defaults with the gradient clipped to a global norm of {CLIP_NORM:g}",
+}
 #: The layer arguments of the paper's attention and initialisation.
 PAPER_FORM = {"attention_normalization": "none", "attention_min_hidden": 1,
               "kernel_correlation": 0.0}
@@ -228,6 +237,8 @@ def page(args, configs, results):
         f"dropout {base.dropout}, BatchNorm momentum {base.bn_momentum}; `dy` "
         f"anneals tau {base.temperature_start:g} -> {base.temperature_end:g} "
         f"over {base.temperature_epochs:g} epochs, `dy_tau1` keeps tau = 1.",
+        "- Variants: " + "; ".join(f"`{v}`: {VARIANT_TEXT[v]}" for v in args.variants)
+        + ".",
         f"- Machine: {machine.describe()}, no GPU; written "
         f"{datetime.date.today().isoformat()}.",
         "",
