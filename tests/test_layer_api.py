@@ -266,8 +266,9 @@ def test_fit_under_mirrored_strategy_on_two_cpus(mirrored_strategy):
     history = model.fit(x, y, batch_size=4, epochs=2, verbose=0, callbacks=[annealing])
     assert all(np.isfinite(history.history["loss"]))
     assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights))
-    assert [l.get_temperature() for l in kdc.utils.dynamic_layers(model)] == [1.0, 1.0]
-    assert history.history["temperature"][0] == pytest.approx(30 - 29 * 3 / 4)
+    # 30 -> 3 (the default end) over the first epoch's 4 steps.
+    assert [l.get_temperature() for l in kdc.utils.dynamic_layers(model)] == [3.0, 3.0]
+    assert history.history["temperature"][0] == pytest.approx(30 - 27 * 3 / 4)
 
 
 @pytest.mark.parametrize("formulation", kdc.layers.FORMULATIONS)
@@ -314,7 +315,7 @@ def test_annealing_reaches_layers_built_by_the_first_batch():
     model.compile("sgd", "mse")
     model.fit(np.zeros((4, 6, 6, 2)), np.zeros((4, 1)), batch_size=2, verbose=0,
               callbacks=[kdc.callbacks.TemperatureAnnealing(epochs=1)])
-    assert model.layers[0].get_temperature() == pytest.approx(30 - 29 / 2)
+    assert model.layers[0].get_temperature() == pytest.approx(30 - 27 / 2)
 
 
 @pytest.mark.parametrize("formulation", ("auto",) + kdc.layers.FORMULATIONS)
