@@ -110,3 +110,15 @@ def test_qat_section_summarises_seeds_and_replaces_only_itself():
     replaced = qat_results.replace_section(page, text)
     assert replaced.startswith("# Results\n\nfloat table\n\n" + results.QAT_HEADING)
     assert "old section" not in replaced and replaced.count(results.QAT_HEADING) == 1
+
+
+def test_records_hold_paths_relative_to_the_repository():
+    import os
+
+    from training import records
+
+    inside = os.path.join(records.ROOT, "runs", "results", "dy-seed0")
+    data = {"model_dir": inside, "runs": [inside, "/elsewhere/x"], "n": 1}
+    assert records.portable(data) == {
+        "model_dir": "runs/results/dy-seed0",
+        "runs": ["runs/results/dy-seed0", "/elsewhere/x"], "n": 1}

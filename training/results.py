@@ -37,10 +37,12 @@ import statistics
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from keras_dynconv.training import config as config_lib  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
 from keras_dynconv.utils import machine  # noqa: E402
+from training import records  # noqa: E402
 
 VARIANTS = ("static", "dy", "dy_paper", "dy_tau1", "dy_near_equal", "dy_clipped")
 #: Candidates against the full-set falls (docs/training.md): the K kernels
@@ -66,8 +68,7 @@ PAPER_FORM = {"attention_normalization": "none", "attention_min_hidden": 1,
 #: the page keeps that section.
 QAT_HEADING = "## Quantization-aware training (int8)"
 #: Where the metrics of finished runs are kept, one folder per budget.
-RECORD_DIR = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "data", "results"))
+RECORD_DIR = records.folder("results")
 
 
 def parse_args(argv=None):
@@ -146,8 +147,6 @@ def finished(config):
 
 
 def run_or_read(config):
-    from keras_dynconv.utils import atomic_files
-
     record = record_path(config)
     if os.path.exists(record):
         with open(record) as f:
@@ -161,8 +160,7 @@ def run_or_read(config):
 
         result = runner.run(config).to_dict()
     result["history"] = _history(config.model_dir)
-    os.makedirs(os.path.dirname(record), exist_ok=True)
-    atomic_files.write_json(result, record)
+    records.write(result, record)
     return result
 
 

@@ -29,6 +29,7 @@ import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -37,6 +38,8 @@ import tensorflow as tf  # noqa: E402
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.callbacks.temperature_annealing import PAPER_END  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
+from keras_dynconv.utils import atomic_files  # noqa: E402
+from training import records  # noqa: E402
 
 DYNAMIC_LAYERS = (kdc.layers.DynamicConv2D, kdc.layers.DynamicDepthwiseConv2D)
 SMALL_LOGITS = {"class_name": "RandomNormal",
@@ -69,8 +72,7 @@ VARIANTS = {
 
 
 MODELS = ("mobilenet_v2", "user_cnn")
-RECORD_DIR = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "data", "stability"))
+RECORD_DIR = records.folder("stability")
 #: The user's CNN: (filters, stride) of its depthwise-separable blocks.
 USER_CNN_BLOCKS = ((32, 1), (64, 2), (64, 1), (128, 2), (128, 1), (128, 1))
 
@@ -305,10 +307,7 @@ def run_one(variant, seed, args, data):
               "epochs": epochs, "args": vars(args),
               # The probed steps only: what the traces read, a tenth the size.
               "steps": [row for row in probe.rows if "gradient_norm" in row]}
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path + ".tmp", "w") as f:
-        json.dump(result, f)
-    os.replace(path + ".tmp", path)
+    records.write(result, path)
     return result
 
 
@@ -451,9 +450,7 @@ def main(argv=None):
         mean, spread = _summary(values)
         print(f"{variant:24s} {mean:.4f} +- {spread:.4f} {[round(v, 4) for v in values]}")
     if args.doc:
-        with open(args.doc + ".tmp", "w") as f:
-            f.write(page(args, results))
-        os.replace(args.doc + ".tmp", args.doc)
+        atomic_files.write_bytes(page(args, results).encode(), args.doc)
 
 
 if __name__ == "__main__":

@@ -28,12 +28,11 @@ import tensorflow as tf  # noqa: E402
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.applications import mobilenet_v2  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
-from keras_dynconv.utils import atomic_files  # noqa: E402
+from training import records  # noqa: E402
 from training import results  # noqa: E402
 from training import stability  # noqa: E402
 
-TRACE_DIR = os.path.normpath(os.path.join(
-    os.path.dirname(os.path.abspath(__file__)), "..", "docs", "data", "traces"))
+TRACE_DIR = records.folder("traces")
 
 
 def parse_args(argv=None):
@@ -89,8 +88,7 @@ def main(argv=None):
              "result": result.to_dict(), "steps": probe.rows}
     path = os.path.join(TRACE_DIR, os.path.basename(os.path.dirname(
         results.record_path(config))), f"{args.variant}-seed{args.seed}.json")
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    atomic_files.write_json(trace, path)
+    records.write(trace, path)
     print(f"[trace] {path}")
     for row in probe.rows:
         if "gradient_norm" in row:
