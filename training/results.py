@@ -120,25 +120,25 @@ def config_for(variant, seed, args):
     return config_lib.resolve(config_lib.TrainConfig(**{**recipe, **overrides}))
 
 
+def budget_name(config):
+    """One name per data set, size, width and budget: the folder of the
+    kept records, so that runs of another budget never stand in for these."""
+    return (f"{config.dataset.replace(':', '-')}-{config.image_size}px-"
+            f"x{config.alpha:g}-{config.epochs}ep")
+
+
 def record_path(config):
-    """The kept metrics of a run: one folder per data set, size and budget,
-    so that runs of another budget never stand in for this one's."""
-    budget = (f"{config.dataset.replace(':', '-')}-{config.image_size}px-"
-              f"x{config.alpha:g}-{config.epochs}ep")
+    """The kept metrics of a run, in its budget's folder."""
     run = os.path.basename(os.path.normpath(config.model_dir))
-    return os.path.join(RECORD_DIR, budget, f"{run}.json")
+    return os.path.join(RECORD_DIR, budget_name(config), f"{run}.json")
 
 
 def _history(model_dir):
     """The run's per-epoch log (training_log.csv) as {column: [values]}."""
-    import csv
+    from keras_dynconv.utils import pictures
 
     path = os.path.join(model_dir, "training_log.csv")
-    if not os.path.exists(path):
-        return {}
-    with open(path) as f:
-        rows = list(csv.DictReader(f))
-    return {key: [float(row[key]) for row in rows] for key in rows[0]} if rows else {}
+    return pictures.read_csv_log(path) if os.path.exists(path) else {}
 
 
 def finished(config):

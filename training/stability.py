@@ -195,11 +195,9 @@ class Probe(keras.callbacks.Callback):
             with tf.GradientTape() as tape:
                 loss = loss_fn(labels, model(images, training=False))
             grads = tape.gradient(loss, variables)
-            norms = {name: tf.linalg.global_norm(
+            return {name: tf.linalg.global_norm(
                 [g for g, group in zip(grads, groups) if group == name and g is not None]
                 or [tf.zeros(())]) for name in self._groups}
-            norms["all"] = tf.linalg.global_norm([g for g in grads if g is not None])
-            return norms
 
         self._gradient_norm = gradient_norm
 
@@ -217,9 +215,11 @@ class Probe(keras.callbacks.Callback):
                "learning_rate": float(keras.ops.convert_to_numpy(lr)),
                "temperature": float(logs.get("temperature", 0.0))}
         if step % self.every == 0:
-            norms = self._gradient_norm(self.images, self.labels)
-            row["gradient_norm"] = float(norms.pop("all"))
-            row["gradient_norms"] = {name: float(n) for name, n in norms.items()}
+            norms = {name: float(norm) for name, norm in
+                     self._gradient_norm(self.images, self.labels).items()}
+            # The global norm, from the parts' (the parts cover every variable).
+            row["gradient_norm"] = math.sqrt(sum(norm ** 2 for norm in norms.values()))
+            row["gradient_norms"] = norms
             row["bn_max_moving_mean"] = max(
                 float(np.abs(l.moving_mean.numpy()).max()) for l in self._bn)
             row["bn_max_moving_variance"] = max(

@@ -14,7 +14,6 @@ and summarised per epoch on the terminal.
 """
 
 import argparse
-import json
 import os
 import sys
 
@@ -22,11 +21,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.applications import mobilenet_v2  # noqa: E402
+from keras_dynconv.tflite.images import load_images  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
 from training import records  # noqa: E402
 from training import results  # noqa: E402
@@ -52,12 +49,10 @@ def parse_args(argv=None):
 def probe_batch(config, count=256):
     """The first `count` test images as the run's evaluation pipeline gives
     them (resized, grey repeated to RGB, MobileNet preprocessing), one-hot."""
-    _, (images, labels) = kdc.datasets.fashion_mnist.load_data(
-        config.dataset.split(":")[1] if ":" in config.dataset else "auto")
-    images = tf.image.resize(images[:count, ..., None].astype("float32"),
-                             (config.image_size, config.image_size))
-    images = mobilenet_v2.preprocess_input(tf.repeat(images, 3, axis=-1))
-    return np.asarray(images), keras.utils.to_categorical(labels[:count], 10)
+    images = load_images(
+        config.dataset, (1, config.image_size, config.image_size, 3),
+        argument="dataset", preprocess=mobilenet_v2.preprocess_input, limit=count)
+    return images.images, keras.utils.to_categorical(images.labels, 10)
 
 
 class StopAfter(keras.callbacks.Callback):
@@ -86,8 +81,8 @@ def main(argv=None):
     result = runner.run(config, callbacks=[probe, StopAfter(args.stop_after_epochs)])
     trace = {"variant": args.variant, "seed": args.seed, "config": config.to_dict(),
              "result": result.to_dict(), "steps": probe.rows}
-    path = os.path.join(TRACE_DIR, os.path.basename(os.path.dirname(
-        results.record_path(config))), f"{args.variant}-seed{args.seed}.json")
+    path = os.path.join(TRACE_DIR, results.budget_name(config),
+                        f"{args.variant}-seed{args.seed}.json")
     records.write(trace, path)
     print(f"[trace] {path}")
     for row in probe.rows:

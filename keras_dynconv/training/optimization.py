@@ -79,9 +79,10 @@ def fitted_bn_momentum(total_steps):
 
 
 class LearningRateLog(keras.callbacks.Callback):
-    """Writes the learning rate of the epoch's last step into the epoch's
-    logs (`logs["learning_rate"]`), for `CSVLogger`, `TensorBoard` and the
-    training curves: put it before them in the callback list."""
+    """Writes the learning rate at the epoch's end (the schedule at the
+    optimizer's step count) into the epoch's logs (`logs["learning_rate"]`),
+    for `CSVLogger`, `TensorBoard` and the training curves: put it before
+    them in the callback list."""
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is None:

@@ -721,13 +721,15 @@ def plot_training_curves(history, path, title=None):
     axes[2].grid(alpha=0.3)
     learning_rate = next((k for k in ("learning_rate", "lr") if k in series), None)
     handles, labels = axes[2].get_legend_handles_labels()
-    if not drawn_temperature and learning_rate is not None:
-        # A static run has no temperature: the learning rate takes the panel.
-        values = series[learning_rate]
-        draw(axes[2], learning_rate, color="tab:green")
+    def log_scale_if_wide(axis, values):
         finite = values[np.isfinite(values)]
         if finite.size and finite.min() > 0 and finite.max() / finite.min() > 20:
-            axes[2].set_yscale("log")
+            axis.set_yscale("log")
+
+    if not drawn_temperature and learning_rate is not None:
+        # A static run has no temperature: the learning rate takes the panel.
+        draw(axes[2], learning_rate, color="tab:green")
+        log_scale_if_wide(axes[2], series[learning_rate])
         axes[2].set_ylabel(learning_rate)
         axes[2].legend(fontsize=7, loc="best")
     elif learning_rate is not None and len(series[learning_rate]):
@@ -735,9 +737,7 @@ def plot_training_curves(history, path, title=None):
         values = series[learning_rate]
         twin.plot(x_of(values), values, color="tab:green", linestyle=":",
                   label=learning_rate)
-        finite = values[np.isfinite(values)]
-        if finite.size and finite.min() > 0 and finite.max() / finite.min() > 20:
-            twin.set_yscale("log")
+        log_scale_if_wide(twin, values)
         twin.set_ylabel(learning_rate, color="tab:green")
         twin.tick_params(axis="y", labelcolor="tab:green", labelsize=8)
         more_handles, more_labels = twin.get_legend_handles_labels()
