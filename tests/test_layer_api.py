@@ -119,19 +119,26 @@ def test_weights_shapes_and_one_input_channel(kind):
     assert layer(np.ones((2, 7, 7, 1), "float32")).shape == (2, 5, 5, out)
 
 
-def test_each_kernel_initialised_with_the_fans_of_one_kernel():
+@pytest.mark.parametrize("correlation", [0.0, None])
+def test_each_kernel_initialised_with_the_fans_of_one_kernel(correlation):
+    extra = {} if correlation is None else {"kernel_correlation": correlation}
     layer = kdc.layers.DynamicConv2D(
         64, 3, num_kernels=4,
-        kernel_initializer=keras.initializers.GlorotUniform(seed=7),
+        kernel_initializer=keras.initializers.GlorotUniform(seed=7), **extra,
     )
     layer.build((None, 8, 8, 32))
     stack = layer.kernel.numpy()
     limit = math.sqrt(6 / (3 * 3 * 32 + 3 * 3 * 64))  # one kernel's fans
-    assert np.abs(stack).max() <= limit
+    if correlation == 0.0:  # independent draws of the initializer itself
+        assert np.abs(stack).max() <= limit
     for k in range(4):
         # Uniform(-limit, limit) has std limit / sqrt(3); with the stack's
-        # fans it would be 4x smaller in fan_in.
-        assert np.std(stack[k]) == pytest.approx(limit / math.sqrt(3), rel=0.05)
+        # fans it would be 4x smaller in fan_in. Correlated kernels are
+        # scaled by 1 / sqrt(1 + c (K - 1)), which keeps their uniform
+        # mixture at the independent mixture's scale.
+        c = layer.kernel_correlation
+        expected = limit / math.sqrt(3) / math.sqrt(1 + c * 3)
+        assert np.std(stack[k]) == pytest.approx(expected, rel=0.05)
     # A seeded initializer still gives K different kernels.
     assert not np.allclose(stack[0], stack[1])
 
@@ -363,6 +370,20 @@ def test_kernel_correlation_sets_the_kernels_correlation_and_mixture_scale(kind)
     assert clone.kernel_correlation == 0.9
 
 
+def test_a_model_saved_with_independent_kernels_by_default_loads_as_it_was():
+    """tests/data/layer_attention_before_near_equal_kernels.keras was written
+    by the package when independent kernels were the default: it loads
+    with them, and computes what it did."""
+    data = np.load(os.path.join(DATA, "layer_attention_before_near_equal_kernels.npz"))
+    model = keras.models.load_model(
+        os.path.join(DATA, "layer_attention_before_near_equal_kernels.keras"))
+    for layer in kdc.utils.dynamic_layers(model):
+        assert layer.attention_normalization == "layer"
+        assert layer.kernel_correlation == 0.0
+    np.testing.assert_allclose(model.predict(data["inputs"], verbose=0),
+                               data["outputs"], atol=1e-6)
+
+
 @pytest.mark.parametrize("kind", LAYERS)
 def test_attention_options_round_trip_and_build_the_weights_they_name(kind):
     layer = LAYERS[kind](
@@ -390,6 +411,7 @@ def test_a_model_saved_before_the_attention_options_loads_as_the_paper_form():
         assert layer.attention_normalization == "none"
         assert layer.attention_min_hidden == 1
         assert layer.attention_hidden_bias is not None
+        assert layer.kernel_correlation == 0.0
     np.testing.assert_allclose(model.predict(data["inputs"], verbose=0),
                                data["outputs"], atol=1e-6)
 

@@ -41,8 +41,8 @@ def test_page_lists_runs_and_summarises_each_variant_over_seeds():
     assert configs["dy_tau1", 0].fixed_temperature == 1.0
     assert configs["dy", 0].temperature_epochs == pytest.approx(1.0)  # 6 of 12, scaled
     # The candidates run only when named.
-    assert "dy_near_equal" not in args.variants
-    assert results.config_for("dy_near_equal", 0, args).kernel_correlation == 0.99
+    assert "dy_independent" not in args.variants
+    assert results.config_for("dy_independent", 0, args).kernel_correlation == 0.0
     assert results.config_for("dy_clipped", 0, args).gradient_clip_norm == 5.0
 
 

@@ -33,7 +33,7 @@ def test_page_pairs_seeds_flags_collapses_and_traces_them():
     # Paired by seed: +3 and 0 points, standard error 1.5.
     assert "| layer | 2 | 0.8250 | 0.0071 | +1.50 +- 1.50 (2 seeds) |" in text
     assert "paper, seed 0:" in text and "layer, seed 0:" not in text
-    assert "- `layer`: `attention_normalization='layer'`" in text
+    assert "- `layer`: the paper's layer with `attention_normalization='layer'`" in text
 
 
 def test_variants_are_the_papers_layer_with_one_change():
@@ -51,7 +51,8 @@ def test_variants_are_the_papers_layer_with_one_change():
 
 def test_defaults_variant_keeps_the_packages_defaults_and_the_user_cnn_swaps_layers():
     layers = kdc.utils.dynamic_layers(stability.build_model("defaults", 0.9))
-    assert layers and all(l.attention_normalization == "layer" for l in layers)
+    assert layers and all(l.attention_normalization == "layer"
+                          and l.kernel_correlation == 0.99 for l in layers)
     args = stability.parse_args(["--model", "user_cnn", "--default-annealing",
                                  "--optimizer", "adam", "--epochs", "16"])
     assert stability.annealing("defaults", args).end == 3.0

@@ -11,7 +11,9 @@ missing, same recipe and budget). Each is fine-tuned by
 with one budget for all (steps, batch, learning rate), converted to int8
 and measured in LiteRT on the 10,000 test images. Finished runs are read,
 not run again; an interrupted one resumes. The section replaces the one in
-the page from its heading on; the rest of the page is left as it is.
+the page from its heading on; the rest of the page is left as it is. The
+page is FLOAT_DIR/results.md (training/results.py's) unless `--doc` names
+another, such as the project's docs/results.md.
 """
 
 import argparse
@@ -50,9 +52,13 @@ def parse_args(argv=None):
     parser.add_argument("--prune-seeds", type=int, nargs="+",
                         help="seeds of the dy_pruned variant (default: --seeds)")
     parser.add_argument("--output-dir", default="runs/qat")
-    parser.add_argument("--doc", default="docs/results.md")
+    parser.add_argument("--doc", default=None,
+                        help="the page whose QAT section is written "
+                        "(default: FLOAT_DIR/results.md)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2)
     args = parser.parse_args(argv)
+    if args.doc is None:
+        args.doc = os.path.join(args.float_dir, "results.md")
     for flag in ("steps", "calibration_batches", "float_epochs"):
         if getattr(args, flag) < 1:
             parser.error(f"--{flag.replace('_', '-')} must be positive. "

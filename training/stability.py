@@ -37,6 +37,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_dynconv as kdc  # noqa: E402
 from keras_dynconv.callbacks.temperature_annealing import PAPER_END  # noqa: E402
+from keras_dynconv.layers.base_dynamic_conv import PAPER_ATTENTION  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
 from keras_dynconv.utils import atomic_files  # noqa: E402
 from training import records  # noqa: E402
@@ -44,30 +45,28 @@ from training import records  # noqa: E402
 DYNAMIC_LAYERS = (kdc.layers.DynamicConv2D, kdc.layers.DynamicDepthwiseConv2D)
 SMALL_LOGITS = {"class_name": "RandomNormal",
                 "config": {"mean": 0.0, "stddev": 0.01}}
-PAPER = {"attention_normalization": "none", "attention_min_hidden": 1,
-         "attention_logits_initializer": "glorot_uniform",
-         "kernel_correlation": 0.0}
+#: The paper's layer: its attention, independent kernels, plain gradients.
+PAPER = dict(PAPER_ATTENTION)
 
-#: name -> (dynamic, layer arguments over the paper's, annealing arguments
-#: over the paper's end of 1). `defaults`: the package's own defaults, for
-#: the layers (None: nothing of the paper's) and the annealing's end.
+#: name -> (dynamic, layer arguments over the package's defaults, annealing
+#: arguments over the paper's end of 1; None: the callback's own defaults).
 VARIANTS = {
     "static": (False, {}, {}),
-    "defaults": (True, None, None),
-    "paper": (True, {}, {}),
-    "correlated": (True, {"kernel_correlation": 0.9}, {}),
-    "layer": (True, {"attention_normalization": "layer"}, {}),
-    "batch": (True, {"attention_normalization": "batch"}, {}),
-    "small_logits": (True, {"attention_logits_initializer": SMALL_LOGITS}, {}),
-    "hidden16": (True, {"attention_min_hidden": 16}, {}),
-    "layer_hidden16": (True, {"attention_normalization": "layer",
+    "defaults": (True, {}, None),
+    "paper": (True, PAPER, {}),
+    "correlated": (True, {**PAPER, "kernel_correlation": 0.9}, {}),
+    "layer": (True, {**PAPER, "attention_normalization": "layer"}, {}),
+    "batch": (True, {**PAPER, "attention_normalization": "batch"}, {}),
+    "small_logits": (True, {**PAPER, "attention_logits_initializer": SMALL_LOGITS}, {}),
+    "hidden16": (True, {**PAPER, "attention_min_hidden": 16}, {}),
+    "layer_hidden16": (True, {**PAPER, "attention_normalization": "layer",
                               "attention_min_hidden": 16}, {}),
-    "layer_hidden16_small": (True, {"attention_normalization": "layer",
+    "layer_hidden16_small": (True, {**PAPER, "attention_normalization": "layer",
                                     "attention_min_hidden": 16,
                                     "attention_logits_initializer": SMALL_LOGITS}, {}),
-    "layer_correlated": (True, {"attention_normalization": "layer",
+    "layer_correlated": (True, {**PAPER, "attention_normalization": "layer",
                                 "kernel_correlation": 0.9}, {}),
-    "layer_end3": (True, {"attention_normalization": "layer"}, {"end": 3.0}),
+    "layer_end3": (True, {**PAPER, "attention_normalization": "layer"}, {"end": 3.0}),
 }
 
 
@@ -116,10 +115,27 @@ def load_images(source):
     return (prepare(x_train), y_train.astype("int32")), (prepare(x_test), y_test.astype("int32"))
 
 
+def describe(variant):
+    """A variant in words: the paper's layer or the defaults, and what it
+    changes."""
+    dynamic, layer_args, annealing_args = VARIANTS[variant]
+    if not dynamic:
+        return "the static twin"
+    paper = set(PAPER) <= set(layer_args)
+    changes = {k: v for k, v in layer_args.items()
+               if not (paper and PAPER.get(k, object()) == v)}
+    changes.update(annealing_args or {})
+    base = ("the paper's layer" if paper else
+            "the package's defaults (layer and `TemperatureAnnealing`)"
+            if annealing_args is None else "the package's layer defaults")
+    return base + "".join(
+        (" with " if i == 0 else ", ") + f"`{k}={v!r}`"
+        for i, (k, v) in enumerate(changes.items()))
+
+
 def _layer_arguments(variant):
-    """The dynamic layers' arguments of a variant, or None for the defaults."""
-    layer_args = VARIANTS[variant][1]
-    return None if layer_args is None else {**PAPER, **layer_args}
+    """The dynamic layers' arguments of a variant over the defaults."""
+    return VARIANTS[variant][1]
 
 
 def user_cnn(variant, bn_momentum):
@@ -158,7 +174,7 @@ def build_model(variant, bn_momentum, model="mobilenet_v2"):
 
     def clone(layer):
         config = layer.get_config()
-        if isinstance(layer, DYNAMIC_LAYERS) and layer_args is not None:
+        if isinstance(layer, DYNAMIC_LAYERS):
             config.update(layer_args)
         if isinstance(layer, keras.layers.BatchNormalization):
             config["momentum"] = bn_momentum
@@ -356,20 +372,12 @@ def page(args, results):
            f"; `TemperatureAnnealing(epochs={args.anneal_fraction * args.epochs:g}, "
            f"end=1)`: tau 30 -> 1 over the first {args.anneal_fraction:.0%} of the "
            "run (`defaults`: to the callback's default end, 3)."),
-        "- Every variant is the paper's layer (no normalization, hidden "
-        "`max(1, C // 4)`, Glorot logits, independent kernels) with one change, "
-        "or the combination named, except `defaults`:",
+        "- The variants (the paper's layer: no normalization, hidden "
+        "`max(1, C // 4)`, Glorot logits, independent kernels):",
         "",
     ]
     for variant in args.variants:
-        dynamic, layer_args, annealing_args = VARIANTS[variant]
-        if layer_args is None:
-            lines.append(f"  - `{variant}`: the package's defaults (the layers' "
-                         "arguments left out, `TemperatureAnnealing`'s end too)")
-            continue
-        changes = ", ".join(f"`{k}={v!r}`" for k, v in {**layer_args, **annealing_args}.items())
-        lines.append(f"  - `{variant}`: " + (
-            "the static twin" if not dynamic else changes or "the paper's layer"))
+        lines.append(f"  - `{variant}`: {describe(variant)}")
     lines += [
         "",
         "| variant | seed | test top-1 | - static | entropy, last epoch | collapsed |",

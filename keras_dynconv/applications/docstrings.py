@@ -45,9 +45,10 @@ FORMULATION_ARG_DOC = """\
             "auto"`).
         kernel_correlation, attention_normalization, attention_min_hidden,
         attention_logits_initializer: given to every dynamic layer (see
-            `kdc.layers.DynamicConv2D`); None keeps the layer's default
-            (a per-sample normalised attention, independent kernels).
-            `attention_normalization="none"` builds the paper's attention.
+            `kdc.layers.DynamicConv2D`); None keeps the layer's default (a
+            per-sample normalised attention, nearly equal kernels). The
+            paper's layer is `attention_normalization="none",
+            kernel_correlation=0`.
         bn_momentum: momentum of every BatchNorm's moving statistics. None:
             the family's (MobileNets 0.999, as keras.applications; ResNets
             0.9). Lower it to ~0.9 for runs of a few thousand steps, where

@@ -37,7 +37,13 @@ PAPER_ATTENTION = {
     "attention_normalization": "none",
     "attention_min_hidden": 1,
     "attention_logits_initializer": "glorot_uniform",
+    "kernel_correlation": 0.0,
 }
+#: The default correlation of the K kernels at initialisation: nearly
+#: equal kernels, so that a moving attention mixes in little untrained
+#: difference (independent kernels, the paper's, fall on the full
+#: Fashion-MNIST: docs/training.md, `training/results.py`).
+DEFAULT_KERNEL_CORRELATION = 0.99
 #: Momentum of the moving statistics of the "batch" normalization
 #: (PyTorch's BatchNorm1d default, which ODConv trains with).
 ATTENTION_BATCH_NORM_MOMENTUM = 0.9
@@ -92,7 +98,7 @@ class BaseDynamicConv(keras.layers.Layer):
         temperature,
         attention_reduction,
         formulation,
-        kernel_correlation=0.0,
+        kernel_correlation=DEFAULT_KERNEL_CORRELATION,
         attention_normalization="layer",
         attention_min_hidden=None,
         attention_logits_initializer="glorot_uniform",

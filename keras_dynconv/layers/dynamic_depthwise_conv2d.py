@@ -3,6 +3,7 @@
 import keras
 
 from keras_dynconv.layers import arguments
+from keras_dynconv.layers import base_dynamic_conv
 from keras_dynconv.layers.base_dynamic_conv import BaseDynamicConv
 
 
@@ -41,13 +42,14 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
             `"per_sample_loop"` or `"mixture"`. All give the same output.
         kernel_correlation: correlation, in [0, 1), of the K kernels'
             initial values (`kdc.layers.kernel_stack.PerKernelInitializer`).
-            0 (the paper): independent kernels. While the attention is
-            near-uniform (high temperature) every kernel receives the same
-            gradient, so only their mean learns; when the attention sharpens
-            each sample's kernel becomes mostly its own untrained draw; 0.9
-            keeps it close to the trained mean (docs/training.md). With the
-            default normalised attention 0.9 collapsed in the ablation
-            (docs/stability.md): leave it at 0 there.
+            Default 0.99: nearly equal kernels. 0 is the paper's
+            independent draw. While the attention is near-uniform (high
+            temperature) every kernel receives the same gradient, so only
+            their mean learns; independent kernels then mix untrained
+            differences into each sample's kernel as soon as the attention
+            moves: on the full Fashion-MNIST, DY-MobileNetV2 with them fell
+            twice in training and ended 13-16 points below its static twin
+            (docs/training.md, `training/results.py`).
         attention_normalization: the normalization of the attention's
             hidden layer, before its ReLU: `"layer"` (the default: each
             sample's hidden units normalised to zero mean and unit variance,
@@ -121,7 +123,7 @@ class DynamicDepthwiseConv2D(BaseDynamicConv):
         temperature=30.0,
         attention_reduction=4,
         formulation="auto",
-        kernel_correlation=0.0,
+        kernel_correlation=base_dynamic_conv.DEFAULT_KERNEL_CORRELATION,
         attention_normalization="layer",
         attention_min_hidden=None,
         attention_logits_initializer="glorot_uniform",

@@ -79,9 +79,14 @@ class PerKernelInitializer:
             return stack
         c, k = self.correlation, len(self._initializers)
         shared = tf.convert_to_tensor(self._shared[0](tuple(shape[1:]), dtype=dtype))
-        return (c ** 0.5 * shared[None] + (1.0 - c) ** 0.5 * stack) / (
+        correlated = (c ** 0.5 * shared[None] + (1.0 - c) ** 0.5 * stack) / (
             1.0 + c * (k - 1)
         ) ** 0.5
+        # A deterministic initializer (Constant, Zeros, Identity) gives K
+        # equal draws: there is nothing to correlate, and the values asked
+        # for are kept.
+        deterministic = tf.reduce_all(tf.equal(stack, shared[None]))
+        return tf.where(deterministic, stack, correlated)
 
 
 @keras.saving.register_keras_serializable(package="keras_dynconv")
