@@ -130,7 +130,33 @@ def _mobilenet_v2(
     )
 
 
-@register
+def preprocess_input(x, data_format=None):
+    """Scales `[0, 255]` pixels to the `[-1, 1]` MobileNetV2 expects.
+
+    The same function as `keras.applications.mobilenet_v2.preprocess_input`.
+
+    Args:
+        x: float NumPy array or tensor of images, values in `[0, 255]`.
+        data_format: image data format; None uses Keras' setting.
+
+    Returns:
+        The images scaled to `[-1, 1]`.
+
+    Example:
+
+    >>> kdc.applications.mobilenet_v2.preprocess_input(np.array([0.0, 255.0]))
+    array([-1.,  1.])
+    """
+    return keras.applications.mobilenet_v2.preprocess_input(
+        x, data_format=data_format
+    )
+
+
+@register(
+    preprocess=preprocess_input, channels=3, keras_name="MobileNetV2",
+    saved_names=("dy_mobilenetv2", "mobilenetv2"),
+    min_input_size=model_io.MIN_INPUT_SIZE,
+)
 def DYMobileNetV2(
     input_shape=None,
     alpha=1.0,
@@ -215,28 +241,6 @@ DYMobileNetV2.__doc__ = f"""Instantiates DY-MobileNetV2 (or, with `dynamic=False
     >>> tuple(model.get_layer("block_3_depthwise").kernel.shape)
     (4, 3, 3, 48, 1)
     """
-
-
-def preprocess_input(x, data_format=None):
-    """Scales `[0, 255]` pixels to the `[-1, 1]` MobileNetV2 expects.
-
-    The same function as `keras.applications.mobilenet_v2.preprocess_input`.
-
-    Args:
-        x: float NumPy array or tensor of images, values in `[0, 255]`.
-        data_format: image data format; None uses Keras' setting.
-
-    Returns:
-        The images scaled to `[-1, 1]`.
-
-    Example:
-
-    >>> kdc.applications.mobilenet_v2.preprocess_input(np.array([0.0, 255.0]))
-    array([-1.,  1.])
-    """
-    return keras.applications.mobilenet_v2.preprocess_input(
-        x, data_format=data_format
-    )
 
 
 decode_predictions = preprocessing.decode_predictions

@@ -212,7 +212,13 @@ def _mobilenet_v3(
     )
 
 
-@register
+@register(
+    preprocess=preprocessing.passthrough_preprocess_input, channels=3,
+    keras_name="MobileNetV3Small",
+    saved_names=("DYMobileNetV3Small", "MobileNetV3Small",
+                 "DYMobileNetV3SmallMinimalistic", "MobileNetV3SmallMinimalistic"),
+    min_input_size=model_io.MIN_INPUT_SIZE,
+)
 def DYMobileNetV3Small(
     input_shape=None,
     alpha=1.0,
@@ -254,7 +260,13 @@ def DYMobileNetV3Small(
     )
 
 
-@register
+@register(
+    preprocess=preprocessing.passthrough_preprocess_input, channels=3,
+    keras_name="MobileNetV3Large",
+    saved_names=("DYMobileNetV3Large", "MobileNetV3Large",
+                 "DYMobileNetV3LargeMinimalistic", "MobileNetV3LargeMinimalistic"),
+    min_input_size=model_io.MIN_INPUT_SIZE,
+)
 def DYMobileNetV3Large(
     input_shape=None,
     alpha=1.0,

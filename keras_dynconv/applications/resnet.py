@@ -141,7 +141,11 @@ def _resnet(
     )
 
 
-@register
+@register(
+    preprocess=preprocessing.passthrough_preprocess_input, channels=3,
+    saved_names=("dy_resnet18", "resnet18"),
+    min_input_size=model_io.MIN_INPUT_SIZE,
+)
 def DYResNet18(
     input_shape=None,
     include_top=True,
@@ -181,7 +185,11 @@ def DYResNet18(
     )
 
 
-@register
+@register(
+    preprocess=preprocessing.passthrough_preprocess_input, channels=3,
+    saved_names=("dy_resnet10", "resnet10"),
+    min_input_size=model_io.MIN_INPUT_SIZE,
+)
 def DYResNet10(
     input_shape=None,
     include_top=True,

@@ -95,7 +95,8 @@ def _small_cnn(
     )
 
 
-@register
+@register(channels=None, saved_names=("dy_small_cnn", "small_cnn"),
+          min_input_size=MIN_INPUT_SIZE)
 def SmallCNN(
     input_shape=None,
     include_top=True,

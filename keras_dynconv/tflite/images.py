@@ -10,7 +10,6 @@ the model, then the model family's `preprocess_input`).
 import dataclasses
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -32,29 +31,18 @@ class Images:
     source: str
 
 
-def _family_preprocess(model_name, argument, value):
-    from keras_dynconv.applications import MODELS
+def _family_preprocess(name, argument, value):
+    """The preprocessing of the application model `name` names (see
+    `kdc.applications.registry.find`)."""
+    from keras_dynconv.applications import registry
 
-    if model_name not in MODELS:
+    model = registry.find(name)
+    if model is None:
         raise ValueError(
             f"`{argument}` names no application model (one of "
-            f"{sorted(MODELS)}, or 'none'). Received: {argument}={value!r}"
+            f"{sorted(registry.MODELS)}, or 'none'). Received: {argument}={value!r}"
         )
-    module = sys.modules[MODELS[model_name].__module__]
-    return getattr(module, "preprocess_input", lambda x: x)
-
-
-def _registry_name(snake_or_model_name):
-    """`dy_mobilenetv2_0.35_32` / `dy_mobilenet_v2` -> `DYMobileNetV2`."""
-    from keras_dynconv.applications import MODELS
-
-    squashed = snake_or_model_name.lower().replace("_", "")
-    for name in sorted(MODELS, key=len, reverse=True):
-        if squashed.startswith(name.lower()):
-            return name
-        if squashed.startswith("dy" + name.lower()):
-            return name
-    return None
+    return model.preprocess
 
 
 def preprocess_for(model, model_path=None, preprocess="auto"):
@@ -65,17 +53,26 @@ def preprocess_for(model, model_path=None, preprocess="auto"):
         model_path: where it was loaded from: a training run's model dir
             holds `config.json`, which names the application model.
         preprocess: `"auto"` (the run's `config.json`, else the model's
-            name, e.g. `dy_mobilenetv2_0.35_32`), `"none"`, or an
+            name, e.g. `dy_mobilenetv2_0.35_32`, or a static twin's
+            keras.applications name, `MobileNetV3Small`), `"none"`, or an
             application model name (`"DYMobileNetV2"`).
 
     Raises:
         ValueError: `"auto"` cannot tell, or an unknown name.
+
+    Example:
+
+    >>> static = kdc.applications.DYMobileNetV3Small(
+    ...     input_shape=(32, 32, 3), dynamic=False)
+    >>> static.name
+    'MobileNetV3Small'
+    >>> preprocess_for(static) is kdc.applications.mobilenet_v3.preprocess_input
+    True
     """
     if preprocess == "none":
         return lambda x: x
     if preprocess != "auto":
-        return _family_preprocess(_registry_name(preprocess) or preprocess,
-                                  "preprocess", preprocess)
+        return _family_preprocess(preprocess, "preprocess", preprocess)
     if model_path is not None:
         config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)),
                                    "config.json")
@@ -83,16 +80,17 @@ def preprocess_for(model, model_path=None, preprocess="auto"):
             with open(config_path) as f:
                 name = json.load(f).get("model")
             if name:
-                return _family_preprocess(_registry_name(name) or name,
-                                          "preprocess", preprocess)
-    name = _registry_name(model.name)
-    if name is None:
+                return _family_preprocess(name, "preprocess", preprocess)
+    from keras_dynconv.applications import registry
+
+    found = registry.find(model.name)
+    if found is None:
         raise ValueError(
             f"Cannot tell how model {model.name!r} expects its inputs "
             f"preprocessed: pass `preprocess` ('none' or an application "
             f"model name such as 'DYMobileNetV2'). Received: preprocess='auto'"
         )
-    return _family_preprocess(name, "preprocess", preprocess)
+    return found.preprocess
 
 
 def _from_file(path, argument):

@@ -19,6 +19,7 @@ import re
 import typing
 
 from keras_dynconv.applications import MODELS
+from keras_dynconv.applications import registry
 from keras_dynconv.callbacks.temperature_annealing import DEFAULT_END as DEFAULT_TEMPERATURE_END
 from keras_dynconv.layers.base_dynamic_conv import ATTENTION_NORMALIZATIONS
 
@@ -198,18 +199,10 @@ def model_name(name):
 
     by_key = {key(known): known for known in MODELS}
     if key(name) not in by_key:
-        snake = sorted(_snake_case(known) for known in MODELS)
+        snake = sorted(registry.spec(known).snake_name for known in MODELS)
         _fail("model", name, f"unknown model; choose one of {sorted(MODELS)} "
               f"(or in snake case: {snake}).")
     return by_key[key(name)]
-
-
-def _snake_case(name):
-    """DYMobileNetV3Small -> dy_mobilenet_v3_small, DYResNet18 -> dy_resnet18."""
-    for word, plain in (("MobileNet", "Mobilenet"), ("ResNet", "Resnet"),
-                        ("CNN", "Cnn"), ("DY", "Dy")):
-        name = name.replace(word, plain)
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
 
 
 def resolve(config):
@@ -237,8 +230,14 @@ def resolve(config):
     if config.formulation not in FORMULATION_CHOICES:
         _fail("formulation", config.formulation,
               f"must be one of {list(FORMULATION_CHOICES)}.")
-    if config.alpha is not None and "alpha" not in _parameters(config.model):
+    model = registry.spec(config.model)
+    if config.alpha is not None and not model.takes_alpha:
         _fail("alpha", config.alpha, f"{config.model} takes no width multiplier.")
+    if config.image_size < model.min_input_size:
+        _fail("image_size", config.image_size,
+              f"{config.model} cannot take {config.image_size}x"
+              f"{config.image_size} inputs (its input size must be at least "
+              f"{model.min_input_size}x{model.min_input_size}).")
     if not config.model_dir:
         _fail("model_dir", config.model_dir, "a run directory is required.")
     config.model_dir = os.path.abspath(config.model_dir)
@@ -266,12 +265,6 @@ def _fill_schedule_defaults(config):
             if config.optimizer == "sgd" else ADAMW_LEARNING_RATE)
     if config.warmup_epochs is None:
         config.warmup_epochs = min(1.0, config.epochs / 4)
-
-
-def _parameters(model):
-    import inspect
-
-    return inspect.signature(MODELS[model]).parameters
 
 
 def _check_numbers(config):

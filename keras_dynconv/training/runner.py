@@ -11,14 +11,13 @@ Tests call `run` directly, with a `strategy` of their own if they like.
 
 import dataclasses
 import os
-import sys
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_dynconv.applications import MODELS
+from keras_dynconv.applications import registry
 from keras_dynconv.callbacks import AttentionLogger
 from keras_dynconv.callbacks import TemperatureAnnealing
 from keras_dynconv.training import config as config_lib
@@ -74,12 +73,6 @@ def _is_chief(strategy):
     return task_type == "worker" and resolver.task_id == 0 and not has_chief
 
 
-def _preprocess_input(model_name):
-    """The family's `preprocess_input` ([0, 255] -> what the model takes)."""
-    module = sys.modules[MODELS[model_name].__module__]
-    return getattr(module, "preprocess_input", lambda x: x)
-
-
 def _build_model(config, spec, channels, bn_momentum):
     kwargs = dict(
         input_shape=(config.image_size, config.image_size, channels),
@@ -97,22 +90,16 @@ def _build_model(config, spec, channels, bn_momentum):
         kwargs["alpha"] = config.alpha
     if config.dropout is not None:
         kwargs["dropout_rate"] = config.dropout
-    try:
-        return MODELS[config.model](**kwargs)
-    except ValueError as error:
-        if "input" in str(error).lower() and "size" in str(error).lower():
-            raise config_lib.ConfigError(
-                f"--image-size: {config.model} cannot take "
-                f"{config.image_size}x{config.image_size} inputs ({error}). "
-                f"Received: --image-size={config.image_size}"
-            ) from None
-        raise
+    # `config_lib.resolve` refused an --image-size below the model's
+    # smallest input, before anything was built.
+    return registry.spec(config.model).constructor(**kwargs)
 
 
 def _model_channels(config, spec):
-    # SmallCNN takes the images as they come; the other models are RGB
-    # networks, and grey images are repeated into three channels.
-    return spec.channels if config.model == "SmallCNN" else 3
+    # RGB networks get grey images repeated into three channels; a model
+    # without a channel count (SmallCNN) takes the images as they come.
+    channels = registry.spec(config.model).channels
+    return spec.channels if channels is None else channels
 
 
 def _check_batch(config, strategy):
@@ -227,7 +214,7 @@ def run(config, strategy=None, callbacks=()):
     datasets = data.make_datasets(
         config.dataset, strategy=strategy, global_batch_size=config.batch_size,
         image_size=config.image_size, channels=channels,
-        preprocess=_preprocess_input(config.model), seed=config.seed or 0,
+        preprocess=registry.spec(config.model).preprocess, seed=config.seed or 0,
         initial_epoch=initial_epoch, augment=config.augment,
         data_dir=config.data_dir, train_limit=config.train_limit,
         eval_limit=config.eval_limit,
