@@ -6,6 +6,16 @@
 
 __version__ = "0.1.0"
 
+import os as _os
+import sys as _sys
+
+# The console scripts (setup.cfg's `kdc-*`) import this package, and with it
+# TensorFlow, before their own module runs: quiet TensorFlow's C++ logging
+# for them here, as their `python -m` wrappers do, unless the user set it.
+if _os.path.basename((getattr(_sys, "argv", None) or [""])[0]).startswith("kdc-"):
+    _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+del _os, _sys
+
 from keras_dynconv import applications
 from keras_dynconv import callbacks
 from keras_dynconv import datasets

@@ -26,8 +26,8 @@ pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) runs the i
 
 from keras_dynconv import quantization  # noqa: E402
 from keras_dynconv.quantization import qat_run  # noqa: E402
+from keras_dynconv.training import qat_cli  # noqa: E402
 from keras_dynconv.utils import tfmot_import  # noqa: E402
-from training import qat as qat_cli  # noqa: E402
 
 RNG = np.random.default_rng(0)
 
@@ -75,8 +75,12 @@ def test_missing_tfmot_names_the_extra(monkeypatch):
 
 
 def test_cli_exits_2_naming_the_extra_without_tfmot(tmp_path):
+    # Both ways in: `python -m training.qat` and the `kdc-qat` console
+    # script's module (which must not import tfmot, nor
+    # `keras_dynconv.quantization`, before main runs).
     model_path = tmp_path / "model.keras"
     kdc.applications.SmallCNN().save(model_path)
+    argv = [str(model_path), "--output-dir", str(tmp_path / "out")]
     code = (
         "import importlib.abc, sys\n"
         "class NoTfmot(importlib.abc.MetaPathFinder):\n"
@@ -85,14 +89,18 @@ def test_cli_exits_2_naming_the_extra_without_tfmot(tmp_path):
         "            raise ImportError(f'No module named {name!r}')\n"
         "sys.meta_path.insert(0, NoTfmot())\n"
         "from training import qat\n"
-        f"sys.exit(qat.main([{str(model_path)!r}, '--output-dir', {str(tmp_path / 'out')!r}]))\n"
+        "from keras_dynconv.training import qat_cli\n"
+        f"codes = {{qat.main({argv!r}), qat_cli.main({argv!r})}}\n"
+        "sys.exit(codes.pop() if len(codes) == 1 else 99)\n"
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, timeout=300,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert done.returncode == 2, done.stderr[-2000:]
-    assert "keras-dynconv[tfmot]" in done.stderr
+    lines = [line for line in done.stderr.splitlines() if "keras-dynconv[tfmot]" in line]
+    assert [line.split(": error:")[0] for line in lines] == [
+        "python -m training.qat", "kdc-qat"], done.stderr[-2000:]
 
 
 # -- BatchNorm folded into static convs ----------------------------------------

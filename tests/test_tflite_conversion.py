@@ -15,13 +15,13 @@ import pytest
 import keras_dynconv as kdc
 from keras_dynconv import tflite as kdc_tflite
 from keras_dynconv.tflite import batch_norm_folding
+from keras_dynconv.tflite import convert_cli
 from keras_dynconv.tflite import verification
+from keras_dynconv.tflite import verify_cli
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import runner
 from benchmarks.tflite import randomize_batch_norm
 from tests import reference
-from tflite import convert as convert_cli
-from tflite import verify as verify_cli
 
 pytest.importorskip("ai_edge_litert", reason="LiteRT (ai-edge-litert) runs the models")
 
