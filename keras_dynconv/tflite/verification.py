@@ -94,6 +94,47 @@ def _checks(quantization, relative, agreement, keras_acc, tflite_acc):
     return checks
 
 
+def check_input_shape(model, content, *, tflite_name="the .tflite",
+                      model_name="the Keras model"):
+    """Raises where the `.tflite`'s input cannot be `model`'s.
+
+    The model's height, width and channels must each be None or equal the
+    `.tflite`'s (whose batch is 1); a mismatch usually means the `.tflite`
+    was converted from another model.
+
+    Args:
+        model: a Keras model with one input.
+        content: the `.tflite` bytes.
+        tflite_name, model_name: what the message calls them (a CLI passes
+            the file names).
+
+    Raises:
+        ValueError: the shapes disagree; the message names both.
+
+    Example:
+
+    >>> model = kdc.applications.SmallCNN()
+    >>> other = kdc.applications.SmallCNN(input_shape=(32, 32, 1))
+    >>> check_input_shape(model, kdc.tflite.convert(other))
+    Traceback (most recent call last):
+    ...
+    ValueError: the .tflite takes input of shape (1, 32, 32, 1) but the Keras model takes (None, 28, 28, 1): the .tflite may not have been converted from this model (convert it again from this model, or verify it against the model it came from)
+    """
+    if len(model.inputs) != 1:
+        return
+    expected = tuple(model.inputs[0].shape)
+    detail = runtime.interpreter(content).get_input_details()[0]
+    actual = tuple(int(d) for d in detail["shape"])
+    if len(expected) != len(actual) or any(
+            e is not None and e != a for e, a in zip(expected[1:], actual[1:])):
+        raise ValueError(
+            f"{tflite_name} takes input of shape {actual} but {model_name} "
+            f"takes {expected}: the .tflite may not have been converted "
+            f"from this model (convert it again from this model, or verify "
+            f"it against the model it came from)"
+        )
+
+
 def verify(model, content, images, labels=None, quantization=None):
     """Runs `content` in LiteRT and `model` in Keras on `images`; compares.
 
@@ -108,7 +149,12 @@ def verify(model, content, images, labels=None, quantization=None):
 
     Returns:
         A `Verification`.
+
+    Raises:
+        ValueError: the `.tflite`'s input shape is not the model's
+            (`check_input_shape`).
     """
+    check_input_shape(model, content)
     quantization = quantization or runtime.quantization_of(content)
     images = np.asarray(images, np.float32)
     expected = np.asarray(model.predict(images, batch_size=32, verbose=0))

@@ -48,6 +48,7 @@ def main(argv=None, prog=PROG):
     """Runs the command line; returns the process exit status."""
     args = parse_args(argv, prog)
     from keras_dynconv import tflite as kdc_tflite
+    from keras_dynconv.tflite import verification
     from keras_dynconv.utils import atomic_files
 
     with open(args.tflite, "rb") as f:
@@ -61,6 +62,9 @@ def main(argv=None, prog=PROG):
         return 2
     try:
         model = kdc_tflite.load_model(args.model)
+        verification.check_input_shape(
+            model, content, tflite_name=f"TFLITE {args.tflite}",
+            model_name=f"MODEL {args.model}")
         shape = tuple(interpreter.get_input_details()[0]["shape"])
         data = kdc_tflite.images_for(
             model, args.data, shape, argument="data", model_path=args.model,
