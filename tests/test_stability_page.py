@@ -53,6 +53,9 @@ def test_defaults_variant_keeps_the_packages_defaults_and_the_user_cnn_swaps_lay
     layers = kdc.utils.dynamic_layers(stability.build_model("defaults", 0.9))
     assert layers and all(l.attention_normalization == "layer"
                           and l.kernel_correlation == 0.99 for l in layers)
+    former = kdc.utils.dynamic_layers(stability.build_model("defaults_independent", 0.9))
+    assert all(l.attention_normalization == "layer" and l.kernel_correlation == 0.0
+               for l in former)
     args = stability.parse_args(["--model", "user_cnn", "--default-annealing",
                                  "--optimizer", "adam", "--epochs", "16"])
     assert stability.annealing("defaults", args).end == 3.0

@@ -53,6 +53,7 @@ PAPER = dict(PAPER_ATTENTION)
 VARIANTS = {
     "static": (False, {}, {}),
     "defaults": (True, {}, None),
+    "defaults_independent": (True, {"kernel_correlation": 0.0}, None),
     "paper": (True, PAPER, {}),
     "correlated": (True, {**PAPER, "kernel_correlation": 0.9}, {}),
     "layer": (True, {**PAPER, "attention_normalization": "layer"}, {}),

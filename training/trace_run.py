@@ -2,7 +2,7 @@
 and budget (so the same trajectory: the runs are deterministic), with the
 probes of training/stability.py, to find where and why a run falls.
 
-    python training/trace_run.py --variant dy --seed 0 --stop-after-epochs 4
+    python training/trace_run.py --variant dy_independent --seed 0 --stop-after-epochs 4
 
 Every `--probe-every` steps, on a fixed batch of 256 test images in
 inference mode: the gradient's global norm, the largest BatchNorm moving
