@@ -212,13 +212,21 @@ def _mobilenet_v3(
     )
 
 
-@register(
-    preprocess=preprocessing.passthrough_preprocess_input, channels=3,
-    keras_name="MobileNetV3Small",
-    saved_names=("DYMobileNetV3Small", "MobileNetV3Small",
-                 "DYMobileNetV3SmallMinimalistic", "MobileNetV3SmallMinimalistic"),
-    min_input_size=model_io.MIN_INPUT_SIZE,
-)
+def _registry_facts(model_type):
+    """What the registry knows of MobileNetV3 `model_type` ("Small" or
+    "Large"): the names `_mobilenet_v3` gives its models (alpha suffixes
+    aside), keras.applications' twin, preprocessing inside the model."""
+    keras_name = f"MobileNetV3{model_type}"
+    return dict(
+        preprocess=preprocessing.passthrough_preprocess_input, channels=3,
+        keras_name=keras_name,
+        saved_names=tuple(f"{dy}{keras_name}{minimal}" for minimal in ("", "Minimalistic")
+                          for dy in ("DY", "")),
+        min_input_size=model_io.MIN_INPUT_SIZE,
+    )
+
+
+@register(**_registry_facts("Small"))
 def DYMobileNetV3Small(
     input_shape=None,
     alpha=1.0,
@@ -260,13 +268,7 @@ def DYMobileNetV3Small(
     )
 
 
-@register(
-    preprocess=preprocessing.passthrough_preprocess_input, channels=3,
-    keras_name="MobileNetV3Large",
-    saved_names=("DYMobileNetV3Large", "MobileNetV3Large",
-                 "DYMobileNetV3LargeMinimalistic", "MobileNetV3LargeMinimalistic"),
-    min_input_size=model_io.MIN_INPUT_SIZE,
-)
+@register(**_registry_facts("Large"))
 def DYMobileNetV3Large(
     input_shape=None,
     alpha=1.0,
