@@ -42,6 +42,18 @@ def test_every_model_has_a_spec_of_its_own_facts():
         registry.spec("DYVGG16")
 
 
+def test_the_published_imagenet_top1_is_the_papers():
+    v2 = registry.spec("DYMobileNetV2")
+    assert [v2.reported_top1(alpha) for alpha in (0.35, 0.5, 0.75, 1.0)] == [
+        (60.3, 64.9), (65.4, 69.9), (69.8, 73.7), (72.0, 75.2)]
+    assert v2.reported_top1(1.4) == (None, None)
+    assert registry.spec("DYMobileNetV3Small").reported_top1() == (67.4, 70.3)
+    # The DY-CNN paper has no MobileNetV3-Large: the static figure is the
+    # MobileNetV3 paper's.
+    assert registry.spec("DYMobileNetV3Large").reported_top1() == (75.2, None)
+    assert registry.spec("DYResNet18").reported_top1() == (None, None)
+
+
 @pytest.mark.parametrize("name", sorted(A.MODELS))
 @pytest.mark.parametrize("dynamic", [True, False])
 def test_find_resolves_the_name_a_built_model_gets(name, dynamic):

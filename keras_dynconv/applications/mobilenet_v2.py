@@ -152,10 +152,16 @@ def preprocess_input(x, data_format=None):
     )
 
 
+# ImageNet top-1 (%) at 224x224, static -> DY (K = 4), by width: the DY-CNN
+# paper's table.
+_IMAGENET_TOP1 = {0.35: (60.3, 64.9), 0.5: (65.4, 69.9), 0.75: (69.8, 73.7),
+                  1.0: (72.0, 75.2)}
+
+
 @register(
     preprocess=preprocess_input, channels=3, keras_name="MobileNetV2",
     saved_names=("dy_mobilenetv2", "mobilenetv2"),
-    min_input_size=model_io.MIN_INPUT_SIZE,
+    min_input_size=model_io.MIN_INPUT_SIZE, imagenet_top1=_IMAGENET_TOP1,
 )
 def DYMobileNetV2(
     input_shape=None,
@@ -206,8 +212,10 @@ DYMobileNetV2.__doc__ = f"""Instantiates DY-MobileNetV2 (or, with `dynamic=False
     arguments.
 
     Paper (ImageNet, 224x224, K=4): x1.0 3.5M -> 11.1M params, 300.0M ->
-    312.9M MAdds, 72.0 -> 75.2 top-1; x0.5 2.0M -> 4.0M, 97.0M -> 101.4M,
-    65.4 -> 69.9. Train the DY model with `kdc.callbacks.TemperatureAnnealing`.
+    312.9M MAdds, {"{} -> {}".format(*_IMAGENET_TOP1[1.0])} top-1; x0.5 2.0M -> 4.0M,
+    97.0M -> 101.4M, {"{} -> {}".format(*_IMAGENET_TOP1[0.5])}; every width's top-1:
+    `registry.spec("DYMobileNetV2").reported_top1(alpha)`. Train the DY
+    model with `kdc.callbacks.TemperatureAnnealing`.
 
     Preprocessing, as keras.applications.MobileNetV2: the model expects
     float inputs in `[-1, 1]`; map `[0, 255]` images with

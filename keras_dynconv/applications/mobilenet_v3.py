@@ -212,10 +212,17 @@ def _mobilenet_v3(
     )
 
 
+# ImageNet top-1 (%) at 224x224, static -> DY (K = 4), width 1.0: Small
+# from the DY-CNN paper's table; Large's static figure from Howard et al.
+# ("Searching for MobileNetV3", ICCV 2019), no DY figure published.
+_IMAGENET_TOP1 = {"Small": {1.0: (67.4, 70.3)}, "Large": {1.0: (75.2, None)}}
+
+
 def _registry_facts(model_type):
     """What the registry knows of MobileNetV3 `model_type` ("Small" or
     "Large"): the names `_mobilenet_v3` gives its models (alpha suffixes
-    aside), keras.applications' twin, preprocessing inside the model."""
+    aside), keras.applications' twin, preprocessing inside the model, the
+    published ImageNet top-1."""
     keras_name = f"MobileNetV3{model_type}"
     return dict(
         preprocess=preprocessing.passthrough_preprocess_input, channels=3,
@@ -223,6 +230,7 @@ def _registry_facts(model_type):
         saved_names=tuple(f"{dy}{keras_name}{minimal}" for minimal in ("", "Minimalistic")
                           for dy in ("DY", "")),
         min_input_size=model_io.MIN_INPUT_SIZE,
+        imagenet_top1=_IMAGENET_TOP1[model_type],
     )
 
 
@@ -359,7 +367,8 @@ for _fn, _variant, _row in (
     (
         DYMobileNetV3Small, "MobileNetV3Small",
         "\n\n    Paper (ImageNet, 224x224, K=4): 2.9M -> 4.8M params, 66.0M ->"
-        "\n    68.5M MAdds, 67.4 -> 70.3 top-1 (docs/models.md compares).",
+        "\n    68.5M MAdds, {} -> {} top-1 (docs/models.md compares).".format(
+            *_IMAGENET_TOP1["Small"][1.0]),
     ),
     (DYMobileNetV3Large, "MobileNetV3Large", ""),
 ):

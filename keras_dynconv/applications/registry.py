@@ -53,6 +53,13 @@ class ModelSpec:
             constructor gives its models, DY and static, when no `name` is
             passed: `"dy_mobilenetv2"` for `dy_mobilenetv2_0.35_32`.
         min_input_size: the smallest input height and width the model takes.
+        imagenet_top1: the ImageNet top-1 accuracies (%) published for the
+            model at 224x224, as `(alpha, static twin, DY with K = 4)`
+            triples, None where no figure is published; read them with
+            `reported_top1`. The figures are the DY-CNN paper's (Chen et
+            al., CVPR 2020), except MobileNetV3-Large's static one, which
+            is Howard et al.'s ("Searching for MobileNetV3", ICCV 2019):
+            the DY-CNN paper has no MobileNetV3-Large.
     """
 
     name: str
@@ -64,6 +71,24 @@ class ModelSpec:
     keras_name: typing.Optional[str]
     saved_names: typing.Tuple[str, ...]
     min_input_size: int
+    imagenet_top1: typing.Tuple[
+        typing.Tuple[float, typing.Optional[float], typing.Optional[float]], ...] = ()
+
+    def reported_top1(self, alpha=1.0):
+        """`(static, DY)` ImageNet top-1 (%) published for width `alpha`,
+        None for each figure that is not.
+
+        Example:
+
+        >>> kdc.applications.registry.spec("DYMobileNetV2").reported_top1(0.5)
+        (65.4, 69.9)
+        >>> kdc.applications.registry.spec("DYResNet18").reported_top1()
+        (None, None)
+        """
+        for width, static, dynamic in self.imagenet_top1:
+            if width == alpha:
+                return static, dynamic
+        return None, None
 
     @property
     def aliases(self):
@@ -91,7 +116,7 @@ def _key(name):
 
 
 def register(fn=None, *, preprocess=None, channels=3, keras_name=None,
-             saved_names=(), min_input_size=1):
+             saved_names=(), min_input_size=1, imagenet_top1=None):
     """Adds a model constructor to `MODELS`, with its facts, under its
     `__name__`; returns the constructor unchanged.
 
@@ -110,6 +135,8 @@ def register(fn=None, *, preprocess=None, channels=3, keras_name=None,
         saved_names: the `model.name`s the constructor gives, DY and static
             (see `ModelSpec.saved_names`).
         min_input_size: the smallest input height and width it takes.
+        imagenet_top1: `{alpha: (static top-1, DY top-1)}`, the published
+            ImageNet figures (see `ModelSpec.imagenet_top1`); None: none.
 
     Returns:
         `fn`, or, without `fn`, a decorator that registers its function.
@@ -128,7 +155,8 @@ def register(fn=None, *, preprocess=None, channels=3, keras_name=None,
     if fn is None:
         return lambda f: register(
             f, preprocess=preprocess, channels=channels, keras_name=keras_name,
-            saved_names=saved_names, min_input_size=min_input_size)
+            saved_names=saved_names, min_input_size=min_input_size,
+            imagenet_top1=imagenet_top1)
     if fn.__name__ in _MODELS:
         raise ValueError(
             f"A model named {fn.__name__!r} is already registered. "
@@ -140,6 +168,8 @@ def register(fn=None, *, preprocess=None, channels=3, keras_name=None,
         takes_alpha="alpha" in inspect.signature(fn).parameters,
         keras_name=keras_name, saved_names=tuple(saved_names),
         min_input_size=min_input_size,
+        imagenet_top1=tuple((alpha, static, dynamic) for alpha, (static, dynamic)
+                            in sorted((imagenet_top1 or {}).items())),
     )
     taken = {_key(alias): other.name for other in _SPECS.values()
              for alias in other.aliases}
