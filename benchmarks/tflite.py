@@ -97,24 +97,34 @@ def randomize_batch_norm(model, seed=0):
     return model
 
 
-def build(name, dynamic, size, seed=0):
-    """A model with random weights and random BatchNorm statistics."""
-    constructor, kwargs = MODELS[name]
+def build(name, dynamic, size, seed=0, models=MODELS):
+    """A model with random weights and random BatchNorm statistics;
+    `models[name]` is its `(constructor, keyword arguments)`."""
+    constructor, kwargs = models[name]
     return randomize_batch_norm(constructor(
         input_shape=(size, size, 3), weights=None, dynamic=dynamic, **kwargs),
         seed)
 
 
-def paired_latency(dy_content, static_content, threads, rounds, runs,
-                   xnnpack=True):
-    """Medians over rounds of each round's median, DY and static alternated."""
-    times = {"dy": [], "static": []}
+def interleaved_latency(contents, threads, rounds, runs, xnnpack=True):
+    """`{key: ms}` for `.tflite` files `{key: content}`: each round times
+    every file in turn (`runs` invokes), and each file's figure is the
+    median over rounds of its round medians."""
+    times = {key: [] for key in contents}
     for _ in range(rounds):
-        for key, content in (("static", static_content), ("dy", dy_content)):
+        for key, content in contents.items():
             times[key].append(kdc_tflite.runtime.median_latency_ms(
                 content, num_threads=threads, runs=runs, warmup=3,
                 xnnpack=xnnpack))
-    return statistics.median(times["dy"]), statistics.median(times["static"])
+    return {key: statistics.median(values) for key, values in times.items()}
+
+
+def paired_latency(dy_content, static_content, threads, rounds, runs,
+                   xnnpack=True):
+    """Medians over rounds of each round's median, DY and static alternated."""
+    medians = interleaved_latency({"static": static_content, "dy": dy_content},
+                                  threads, rounds, runs, xnnpack)
+    return medians["dy"], medians["static"]
 
 
 # (label, input (h, w, c), DY layer, its static twin)
