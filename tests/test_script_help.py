@@ -15,7 +15,8 @@ SCRIPTS = (
     "training/qat_results.py", "training/results.py", "training/stability.py",
     "training/trace_run.py",
     "tflite/convert.py", "tflite/verify.py", "benchmarks/int8_error.py",
-    "benchmarks/layers.py", "benchmarks/models.py", "benchmarks/paper_table.py",
+    "benchmarks/front.py", "benchmarks/layers.py", "benchmarks/models.py",
+    "benchmarks/paper_table.py",
     "benchmarks/tflite.py", "benchmarks/training.py",
 )
 
