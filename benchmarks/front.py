@@ -25,15 +25,15 @@ static model of nearest latency and the top-1 difference to it, and
 whether some static model at most as slow is at least as accurate (DY
 behind the front of the static models) or none is (DY on it).
 
-    python benchmarks/front.py --threads 1 --rounds 3 --png docs/front.png
-    python benchmarks/front.py --json front.json   # 1 and 2 threads
-    python benchmarks/front.py --models mobilenet_v2_0.5 mobilenet_v3_small \\
-        --quantizations float32 --threads 1
+    python benchmarks/front.py --png docs/front.png --json front.json
+    python benchmarks/front.py --threads 1 --quantizations float32
+    python benchmarks/front.py --models mobilenet_v2_0.5 mobilenet_v3_small
+    python benchmarks/front.py --from-json front.json --png front.png  # redraw
 
-Run time on a 2-core machine: about 8 minutes to build, profile and
-convert the twelve models (float32 and int8), then about a minute for
-each thread count with the defaults (3 rounds x 10 runs); more when the
-machine is busy.
+Run time: 12 minutes with the defaults (all twelve models, float32 and
+int8, 1 and 2 threads, 3 rounds x 20 runs) on a 2-core machine busy with
+other jobs: most of it building and converting the 24 files (the DY
+models the slowest), the last few minutes timing the four settings.
 """
 
 import argparse
@@ -90,6 +90,9 @@ def parse_args(argv=None):
     parser.add_argument("--image-size", type=argparse_types.positive_int, default=224)
     parser.add_argument("--png", help="draw top-1 against latency into this PNG")
     parser.add_argument("--json", help="write the measurements to this JSON file")
+    parser.add_argument("--from-json", metavar="PATH",
+                        help="measure nothing: print and draw what --json wrote "
+                             "(the measuring flags are ignored)")
     args = parser.parse_args(argv)
     smallest = max(registry.spec(PAIRS[name][1].__name__).min_input_size
                    for name in args.models)
@@ -231,19 +234,22 @@ def _number(value, digits=2):
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def table(args, records):
-    """The Markdown table, one row a model."""
-    settings = [(q, t) for q in args.quantizations for t in args.threads]
-    reference = records[0]["model"]
+def _settings(result):
+    return [(q, t) for q in result["quantizations"] for t in result["threads"]]
+
+
+def table(result):
+    """The Markdown table of a `measure` result, one row a model."""
+    records = result["models"]
     header = ["model", "top-1 % (paper)", "MAdds (M)"]
-    for quantization, threads in settings:
+    for quantization, threads in _settings(result):
         header += [f"{_setting(quantization, threads)} ms",
                    f"{_setting(quantization, threads)} / ref"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for record in records:
-        label = record["model"] + (" (ref)" if record["model"] == reference else "")
+        label = record["model"] + (" (ref)" if record["reference"] else "")
         cells = [label, _number(record["top1"], 1), f"{record['madds_m']:.1f}"]
-        for quantization, threads in settings:
+        for quantization, threads in _settings(result):
             if quantization in record["conversion_failed"]:
                 cells += ["conversion failed", "-"]
                 continue
@@ -273,35 +279,49 @@ def front_lines(fronts):
     return lines
 
 
-def plot(args, records, path, title):
+def _pareto(points):
+    """The points of `(latency, top-1, label)`, sorted by latency, that no
+    faster point matches in top-1."""
+    kept = []
+    for point in sorted(points):
+        if not kept or point[1] > kept[-1][1]:
+            kept.append(point)
+    return kept
+
+
+def plot(result, path):
     """Top-1 against latency / reference: a panel per quantization and
-    thread count, static and DY models as two labelled series."""
-    settings = [(q, t) for q in args.quantizations for t in args.threads]
-    columns = len(args.threads)
-    rows = len(args.quantizations)
+    thread count; static and DY models as two labelled series, each
+    series' front (no faster model as accurate) joined by a line."""
+    records = result["models"]
+    columns, rows = len(result["threads"]), len(result["quantizations"])
     figure = pictures._new_figure(figsize=(6.4 * columns, 4.8 * rows), dpi=100)
-    figure.suptitle(textwrap.fill(title, 60 * columns), fontsize=9)
-    for index, (quantization, threads) in enumerate(settings):
+    figure.suptitle(textwrap.fill(result["title"], 60 * columns), fontsize=9)
+    for index, (quantization, threads) in enumerate(_settings(result)):
         axes = figure.add_subplot(rows, columns, index + 1)
-        reference_ms = records[0]["ms"].get(quantization, {}).get(str(threads))
         for dynamic, marker, colour in ((False, "o", "tab:blue"), (True, "s", "tab:orange")):
-            points = sorted(
+            points = [
                 (r["vs_reference"][quantization][str(threads)], r["top1"], r["model"])
                 for r in records
                 if r["dynamic"] == dynamic and r["top1"] is not None
-                and r["vs_reference"].get(quantization, {}).get(str(threads)) is not None)
+                and r["vs_reference"].get(quantization, {}).get(str(threads)) is not None]
             if not points:
                 continue
-            x, y, labels = zip(*points)
-            axes.plot(x, y, marker=marker, color=colour, linestyle="--", linewidth=0.8,
-                      label="DY (K = 4)" if dynamic else "static")
+            x, y, _ = zip(*points)
+            axes.scatter(x, y, marker=marker, color=colour, zorder=3,
+                         label="DY (K = 4)" if dynamic else "static")
+            x, y, _ = zip(*_pareto(points))
+            axes.plot(x, y, color=colour, linewidth=0.8, zorder=2)
             for xi, yi, label in points:
                 axes.annotate(label, (xi, yi), textcoords="offset points",
                               xytext=(4, 4), fontsize=7)
+        reference = records[0]
+        reference_ms = reference["ms"].get(quantization, {}).get(str(threads))
         unit = "" if reference_ms is None else f" ({reference_ms:.2f} ms)"
-        axes.set_xlabel(f"latency / static {records[0]['model']}{unit}")
+        axes.set_xlabel(f"latency / static {reference['model']}{unit}")
         axes.set_ylabel("ImageNet top-1 % (paper)")
-        axes.set_title(f"LiteRT {quantization}, {_threads(threads)}, batch 1", fontsize=9)
+        axes.set_title(f"LiteRT {quantization}, {_threads(threads)}, batch 1; "
+                       "lines: each series' front", fontsize=9)
         axes.margins(x=0.2, y=0.1)
         axes.grid(alpha=0.3)
         axes.legend(fontsize=8, loc="lower right")
@@ -309,8 +329,9 @@ def plot(args, records, path, title):
     return pictures._write_atomically(pictures._png_bytes(figure), path)
 
 
-def main(argv=None):
-    args = parse_args(argv)
+def measure(args):
+    """Converts and times the models `args` name; returns the result that
+    `--json` writes."""
     size = args.image_size
     machine = f"{cpu_name()}, {os.cpu_count()} cores"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
@@ -320,24 +341,35 @@ def main(argv=None):
     print(f"# {title}; load average at start {load}\n", flush=True)
     records, files = convert_models(args)
     time_models(args, records, files)
-    fronts = [f for q in args.quantizations for t in args.threads
-              for f in front(records, q, t)]
+    return {"title": title, "machine": machine, "load_average_at_start": load,
+            "image_size": size, "rounds": args.rounds, "runs": args.runs,
+            "threads": args.threads, "quantizations": args.quantizations,
+            "reference": records[0]["model"], "models": records}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as file:
+            result = json.load(file)
+        print(f"# {result['title']}; load average at start "
+              f"{result['load_average_at_start']} (from {args.from_json})")
+    else:
+        result = measure(args)
+    result["front"] = [f for q in result["quantizations"] for t in result["threads"]
+                       for f in front(result["models"], q, t)]
     print()
-    print(table(args, records))
+    print(table(result))
     print("\nTop-1: ImageNet, as the papers report it (not measured here). "
-          f"ref: static {records[0]['model']}, timed in the same rounds.\n")
-    for line in front_lines(fronts):
+          f"ref: static {result['reference']}, timed in the same rounds.\n")
+    for line in front_lines(result["front"]):
         print(line)
-    result = {"title": title, "machine": machine, "load_average_at_start": load,
-              "image_size": size, "rounds": args.rounds, "runs": args.runs,
-              "threads": args.threads, "quantizations": args.quantizations,
-              "reference": records[0]["model"], "models": records, "front": fronts}
     if args.json:
         pictures._write_atomically(
             (json.dumps(result, indent=1) + "\n").encode(), args.json)
         print(f"\nwrote {args.json}")
     if args.png:
-        plot(args, records, args.png, title)
+        plot(result, args.png)
         print(f"wrote {args.png}")
     return result
 

@@ -81,6 +81,17 @@ def test_a_tiny_run_prints_the_table_and_writes_json_and_png(
     assert all(f["nearest_difference"] == pytest.approx(3.2) for f in saved["front"])
     assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
+    # --from-json prints the same table and front and draws again,
+    # measuring nothing.
+    monkeypatch.setattr(front, "measure", None)
+    again = tmp_path / "again.png"
+    front.main(["--from-json", str(json_path), "--png", str(again)])
+    replayed = capsys.readouterr().out
+    assert [line for line in replayed.splitlines() if line.startswith("| ")] == (
+        [line for line in out.splitlines() if line.startswith("| ")])
+    assert "nearest static latency" in replayed
+    assert again.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
 
 def _record(model, top1, ms, dynamic=False):
     return {"model": model, "top1": top1, "dynamic": dynamic,
