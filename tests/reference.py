@@ -5,11 +5,13 @@ import numpy as np
 import tensorflow as tf
 
 
-def attention(layer, x, training=False):
-    """The DY-CNN attention from the layer's weights, in float64 NumPy, for
-    every `attention_normalization` (batch statistics when `training`)."""
-    w = {v.name: np.asarray(v.numpy(), np.float64)
-         for v in layer.weights}
+def _weights(layer):
+    return {v.name: np.asarray(v.numpy(), np.float64) for v in layer.weights}
+
+
+def attention_hidden(layer, x, training=False):
+    """The attention's hidden layer, after its normalization and ReLU."""
+    w = _weights(layer)
     pooled = np.asarray(x, np.float64).mean(axis=(1, 2))
     hidden = pooled @ w["attention_hidden_kernel"]
     normalization = getattr(layer, "attention_normalization", "none")
@@ -26,11 +28,34 @@ def attention(layer, x, training=False):
             variance = w["attention_moving_variance"]
         hidden = ((hidden - mean) / np.sqrt(variance + 1e-3)
                   * w["attention_norm_gamma"] + w["attention_norm_beta"])
-    hidden = np.maximum(hidden, 0)
-    logits = (hidden @ w["attention_logits_kernel"] + w["attention_logits_bias"])
+    return np.maximum(hidden, 0)
+
+
+def attention(layer, x, training=False):
+    """The DY-CNN attention from the layer's weights, in float64 NumPy, for
+    every `attention_normalization` (batch statistics when `training`)."""
+    w = _weights(layer)
+    logits = (attention_hidden(layer, x, training) @ w["attention_logits_kernel"]
+              + w["attention_logits_bias"])
     logits = logits / w["temperature"]
     e = np.exp(logits - logits.max(axis=1, keepdims=True))
     return e / e.sum(axis=1, keepdims=True)
+
+
+def spread_attention(layer, x, spread=2.0):
+    """Rescales the layer's attention logits so that, at temperature 1, the
+    logits of the samples of `x` have a standard deviation of `spread`: an
+    attention far from uniform and different per sample, yet not saturated,
+    whatever the random draw of the weights. (A fixed scaling of random
+    weights saturates the softmax on some draws, and a saturated attention
+    is the same one-hot for every sample, under which a wrong per-sample
+    mixing would not show.)"""
+    logits = attention_hidden(layer, x) @ _weights(layer)["attention_logits_kernel"]
+    scale = logits.std()
+    assert scale > 0, "the attention's hidden layer is zero for every sample"
+    layer.attention_logits_kernel.assign(
+        layer.attention_logits_kernel.numpy() * (spread / scale))
+    layer.set_temperature(1.0)
 
 
 def dynamic_conv(layer, x):

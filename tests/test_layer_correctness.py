@@ -38,12 +38,16 @@ def make_layer(kind, formulation, kernel_size, strides, padding, dilation,
     return kdc.layers.DynamicDepthwiseConv2D(depth_multiplier=2, **common)
 
 
-def randomise_attention(layer):
-    """Logits far from uniform, so a wrong mixing would show."""
+def randomise_attention(layer, x=None):
+    """Logits far from uniform, so a wrong mixing would show; given the
+    inputs `x`, far from uniform on them without saturating
+    (`reference.spread_attention`)."""
     layer.attention_logits_kernel.assign(
         np.random.normal(0, 3, layer.attention_logits_kernel.shape)
     )
     layer.set_temperature(1.0)
+    if x is not None:
+        reference.spread_attention(layer, x)
 
 
 # TF's depthwise conv has no unequal strides; DynamicDepthwiseConv2D refuses
@@ -64,7 +68,7 @@ def test_matches_per_sample_reference(kind, formulation, geometry):
     # Odd, unequal sides exercise TF's asymmetric "same" padding.
     x = np.random.normal(size=(batch, 11, 10, 4)).astype("float32")
     layer.build(x.shape)
-    randomise_attention(layer)
+    randomise_attention(layer, x)
     expected = reference.dynamic_conv(layer, x)
     np.testing.assert_allclose(layer(x).numpy(), expected, atol=2e-5, rtol=1e-4)
     assert tuple(layer.compute_output_shape(x.shape)) == expected.shape
@@ -250,8 +254,8 @@ def test_attention_normalizations_match_reference(kind, formulation,
                        attention_min_hidden=6)
     x = np.random.normal(size=(batch, 9, 8, 4)).astype("float32")
     layer.build(x.shape)
-    randomise_attention(layer)
     randomise_normalization(layer)
+    randomise_attention(layer, x)
     np.testing.assert_allclose(layer(x, training=False).numpy(),
                                reference.dynamic_conv(layer, x),
                                atol=2e-5, rtol=1e-4)
@@ -290,12 +294,12 @@ def test_layer_normalized_attention_ignores_input_scale(kind):
                        attention_normalization="layer")
     x = 10 * np.abs(np.random.default_rng(7).normal(size=(4, 7, 7, 3))).astype("float32")
     layer.build(x.shape)
-    randomise_attention(layer)
+    randomise_attention(layer, x)
     np.testing.assert_allclose(layer.attention(100 * x).numpy(),
                                layer.attention(x).numpy(), atol=1e-4)
     paper = make_layer(kind, "auto", 3, 1, "same", 1, False,
                        attention_normalization="none", attention_min_hidden=4)
     paper.build(x.shape)
-    randomise_attention(paper)
+    randomise_attention(paper, x)
     assert np.abs(paper.attention(100 * x).numpy()
                   - paper.attention(x).numpy()).max() > 1e-2

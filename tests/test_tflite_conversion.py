@@ -43,9 +43,8 @@ TOLERANCE = {"none": 1e-5, "float16": 2e-3, "dynamic_range": 2e-2, "int8": 5e-2}
 
 
 def _one_layer_model(name, seed=0, **layer_kwargs):
-    # The paper's attention unless told otherwise: these tests sharpen it by
-    # scaling both FC weights, which a normalised hidden layer would undo
-    # for FC1 (test_every_attention_normalization_exports covers the others).
+    # The paper's attention unless told otherwise
+    # (test_every_attention_normalization_exports covers the others).
     layer_kwargs.setdefault("attention_normalization", "none")
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((12, 12, 6))
@@ -54,10 +53,9 @@ def _one_layer_model(name, seed=0, **layer_kwargs):
     rng = np.random.default_rng(seed)
     if layer.use_bias:  # distinct per-kernel biases, so their mix is tested
         layer.bias.assign(rng.normal(size=layer.bias.shape))
-    # Sharp, sample-dependent attention: larger attention weights, tau 1.
-    layer.attention_hidden_kernel.assign(layer.attention_hidden_kernel * 5)
-    layer.attention_logits_kernel.assign(layer.attention_logits_kernel * 5)
-    layer.set_temperature(1.0)
+    # Sharp, sample-dependent attention on the images the tests predict,
+    # at tau 1.
+    reference.spread_attention(layer, _images(64, seed=1)[:4])
     return model, layer
 
 
@@ -96,9 +94,6 @@ def test_every_export_form_matches_the_per_sample_reference(name, quantization):
 def test_every_attention_normalization_exports(name, normalization, quantization):
     model, layer = _one_layer_model(name, attention_normalization=normalization,
                                     attention_min_hidden=4)
-    # Softer than the 5x-sharpened attention of the export-form tests: the
-    # int8 softmax's 1/256 steps stay small against the mixing weights.
-    layer.set_temperature(3.0)
     if normalization != "none":
         rng = np.random.default_rng(5)
         layer.attention_norm_beta.assign(rng.normal(0, 0.5, layer.attention_norm_beta.shape))
@@ -108,6 +103,10 @@ def test_every_attention_normalization_exports(name, normalization, quantization
         layer.attention_moving_variance.assign(
             np.full(layer.attention_moving_variance.shape, 1.5))
     calibration = _images(64, seed=1)
+    reference.spread_attention(layer, calibration[:4])
+    # Softer than the attention of the export-form tests: the int8
+    # softmax's 1/256 steps stay small against the mixing weights.
+    layer.set_temperature(3.0)
     content = kdc_tflite.convert(model, quantization=quantization,
                                  representative_data=calibration)
     x = calibration[:4]
@@ -117,7 +116,7 @@ def test_every_attention_normalization_exports(name, normalization, quantization
     tolerance = TOLERANCE[quantization]
     if quantization == "float16" and normalization == "layer":
         # Normalising over 4 hidden units divides float16's weight rounding
-        # by their spread, and this test's attention is 5x sharpened.
+        # by their spread.
         tolerance = 5e-3
     assert error / np.abs(expected).max() <= tolerance, error
 
