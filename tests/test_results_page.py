@@ -44,6 +44,8 @@ def test_page_lists_runs_and_summarises_each_variant_over_seeds():
     assert "dy_independent" not in args.variants
     assert results.config_for("dy_independent", 0, args).kernel_correlation == 0.0
     assert results.config_for("dy_clipped", 0, args).gradient_clip_norm == 5.0
+    end1 = results.config_for("dy_end1", 0, args)
+    assert end1.temperature_end == 1.0 and end1.temperature_start == 30.0
 
 
 def test_finished_runs_are_kept_per_budget_and_read_back(tmp_path, monkeypatch):
