@@ -17,7 +17,9 @@ from keras_dynconv.training import durability
 from keras_dynconv.training import run_directory
 from keras_dynconv.training.optimization import WarmupSchedule
 from keras_dynconv.training.strategy import choose_jit
+from keras_dynconv.training.strategy import make_strategy
 from keras_dynconv.training.strategy import resolve_strategy_name
+from keras_dynconv.training.strategy import tf_config
 
 
 def parse(argv, capsys=None):
@@ -220,6 +222,51 @@ def test_auto_strategy_follows_tf_config(monkeypatch):
         "cluster": {"worker": ["localhost:1", "localhost:2"]},
         "task": {"type": "worker", "index": 0}}))
     assert resolve_strategy_name("auto") == "multi_worker"
+
+
+TWO_WORKERS = {"worker": ["localhost:1", "localhost:2"]}
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{not json", "TF_CONFIG is not valid JSON"),
+    ("[1, 2]", "TF_CONFIG must be a JSON object"),
+    (json.dumps({"cluster": TWO_WORKERS}), "TF_CONFIG names a cluster but no task"),
+    (json.dumps({"cluster": TWO_WORKERS, "task": {"type": "chief", "index": 0}}),
+     "TF_CONFIG's task type 'chief' is not in its cluster (worker)"),
+    (json.dumps({"cluster": TWO_WORKERS, "task": {"type": "worker", "index": 2}}),
+     "TF_CONFIG's task index 2 is outside the cluster's 2 'worker' task(s) (0 to 1)"),
+])
+def test_a_bad_tf_config_is_one_sentence_before_any_strategy(monkeypatch, value, message):
+    monkeypatch.setenv("TF_CONFIG", value)
+    for check in (tf_config, lambda: resolve_strategy_name("auto"),
+                  lambda: make_strategy("multi_worker")):
+        with pytest.raises(config_lib.ConfigError, match=re.escape(message)) as caught:
+            check()
+        assert f"Received: TF_CONFIG={value!r}" in str(caught.value)
+
+
+def test_multi_worker_needs_tf_config_and_a_batch_that_divides_among_workers(
+        monkeypatch, tmp_path):
+    from keras_dynconv.training import runner
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert tf_config() == {}
+    with pytest.raises(config_lib.ConfigError, match=re.escape(
+            "--strategy: multi_worker needs TF_CONFIG to name the cluster")):
+        make_strategy("multi_worker")
+    three = {"worker": ["localhost:1", "localhost:2", "localhost:3"]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": three, "task": {"type": "worker", "index": 1}}))
+
+    def no_strategy(*args):
+        raise AssertionError("refused after the workers met")
+
+    # Refused before the strategy exists, so no worker waits for its peers.
+    monkeypatch.setattr(runner, "make_strategy", no_strategy)
+    with pytest.raises(config_lib.ConfigError, match=re.escape(
+            "--batch-size: the global batch must divide among the 3 workers "
+            "TF_CONFIG names (and the replicas of each). Received: --batch-size=64")):
+        runner.run(_config(tmp_path, strategy="multi_worker", batch_size=64))
 
 
 def test_gradient_clipping_reaches_the_optimizer_and_refuses_bad_norms(tmp_path):

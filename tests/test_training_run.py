@@ -143,9 +143,8 @@ def _free_ports(count):
 @pytest.mark.slow
 def test_multi_worker_strategy_from_tf_config(tmp_path):
     """A MultiWorkerMirrored run of one worker on localhost, from TF_CONFIG:
-    the strategy, the data sharding and the chief's files. (Two workers
-    cannot train under Keras 3's fit, keras-team/keras#20585: see the next
-    test.)"""
+    the strategy, the data sharding and the chief's files. (Two workers:
+    tests/test_multi_worker.py.)"""
     [port] = _free_ports(1)
     tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
                             "task": {"type": "worker", "index": 0}})

@@ -23,12 +23,16 @@ from keras_dynconv.callbacks import TemperatureAnnealing
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import data
 from keras_dynconv.training import durability
+from keras_dynconv.training import keras_compat
 from keras_dynconv.training import run_directory
 from keras_dynconv.training.optimization import LearningRateLog
 from keras_dynconv.training.optimization import fitted_bn_momentum
 from keras_dynconv.training.optimization import make_optimizer
 from keras_dynconv.training.strategy import choose_jit
 from keras_dynconv.training.strategy import make_strategy
+from keras_dynconv.training.strategy import resolve_strategy_name
+from keras_dynconv.training.strategy import several_workers
+from keras_dynconv.training.strategy import workers_in_tf_config
 from keras_dynconv.utils import dynamic_layers
 from keras_dynconv.utils import set_temperature
 
@@ -102,6 +106,22 @@ def _model_channels(config, spec):
     return spec.channels if channels is None else channels
 
 
+def _check_batch_before_workers_meet(config):
+    """Under MultiWorkerMirroredStrategy the strategy's constructor already
+    waits for every worker: a global batch that cannot divide among the
+    workers TF_CONFIG names is refused before it (the replica count, once
+    the strategy exists, is checked by `_check_batch`)."""
+    if resolve_strategy_name(config.strategy, config.tpu) != "multi_worker":
+        return
+    workers = workers_in_tf_config()
+    if workers and config.batch_size % workers:
+        raise config_lib.ConfigError(
+            f"--batch-size: the global batch must divide among the {workers} "
+            "workers TF_CONFIG names (and the replicas of each). Received: "
+            f"--batch-size={config.batch_size}"
+        )
+
+
 def _check_batch(config, strategy):
     replicas = strategy.num_replicas_in_sync
     if config.batch_size % replicas:
@@ -111,14 +131,27 @@ def _check_batch(config, strategy):
         )
 
 
-def _sample_images(dataset, strategy, count):
-    """Up to `count` images of a (distributed) evaluation dataset."""
-    images, total = [], 0
-    for batch, _ in dataset:
+def _sample_images(dataset, strategy, count, global_batch_size):
+    """Up to `count` images of a (distributed) evaluation dataset: this
+    worker's share of its first batches.
+
+    It stops after a number of batches every worker computes alike (from
+    the global batch size, not from what it has read), because under
+    several MultiWorkerMirrored workers each `get_next` of a distributed
+    dataset is a collective that all of them must run.
+    """
+    try:
+        local_replicas = len(strategy.extended.worker_devices) or 1
+    except RuntimeError:  # the default strategy has no worker list
+        local_replicas = 1
+    per_step = max(1, global_batch_size * local_replicas
+                   // strategy.num_replicas_in_sync)
+    steps = -(-count // per_step)
+    images = []
+    for step, (batch, _) in enumerate(dataset):
         for part in strategy.experimental_local_results(batch):
             images.append(np.asarray(part))
-            total += len(images[-1])
-        if total >= count:
+        if step + 1 >= steps:
             break
     return np.concatenate(images)[:count]
 
@@ -135,6 +168,10 @@ def _own_root(run, strategy, is_chief):
 def _callbacks(config, run, root, is_chief, strategy, datasets):
     backup = os.path.join(root, run_directory.BACKUP)
     callbacks = []
+    if several_workers(strategy):
+        # First, so that what the later callbacks save agrees on every
+        # worker (Keras 3 keeps BatchNorm statistics per worker).
+        callbacks.append(keras_compat.AverageMovingStatistics(strategy))
     if config.dynamic and config.fixed_temperature is None:
         callbacks.append(TemperatureAnnealing(
             start=config.temperature_start, end=config.temperature_end,
@@ -142,6 +179,11 @@ def _callbacks(config, run, root, is_chief, strategy, datasets):
             fraction=config.temperature_fraction,
             steps_per_epoch=datasets.steps_per_epoch,
         ))
+    if config.dynamic and (is_chief or several_workers(strategy)):
+        # The chief's attention sample. Under several workers the others
+        # read the same batches too: see _sample_images.
+        sample = _sample_images(datasets.eval, strategy, ATTENTION_IMAGES,
+                                config.batch_size)
     callbacks += [
         LearningRateLog(),
         durability.StopOnNonFiniteLoss(),
@@ -155,7 +197,6 @@ def _callbacks(config, run, root, is_chief, strategy, datasets):
                 save_best_only=True),
         ]
         if config.dynamic:
-            sample = _sample_images(datasets.eval, strategy, ATTENTION_IMAGES)
             callbacks.append(AttentionLogger(
                 sample, log_dir=run.logs, png_path=run.attention))
         callbacks += [
@@ -194,7 +235,13 @@ def run(config, strategy=None, callbacks=()):
     keras.config.set_dtype_policy(
         "float32" if config.mixed_precision == "none" else config.mixed_precision
     )
-    strategy = strategy or make_strategy(config.strategy, config.tpu)
+    if strategy is None:
+        _check_batch_before_workers_meet(config)
+        strategy = make_strategy(config.strategy, config.tpu)
+    if keras_compat.needs_patches(strategy):
+        # Keras 3's fit cannot run under several workers as it is: see
+        # keras_compat for the two patches and why.
+        _log(keras_compat.patch_for_multi_worker(strategy))
     _check_batch(config, strategy)
     spec = data.check_available(config.dataset, config.data_dir)
     jit, why = choose_jit(config.jit, strategy)
@@ -284,16 +331,22 @@ class UnsupportedStrategyError(RuntimeError):
 def _explain_multi_worker_failure(error, strategy):
     """Keras 3's `fit` builds the model from a first batch reduced with
     `strategy.reduce`, which MultiWorkerMirroredStrategy cannot do for a
-    batch of several tensors (keras-team/keras#20585, open for Keras 3.x):
-    say so in one sentence instead of TensorFlow's traceback."""
+    batch of several tensors (keras-team/keras#20585, open for Keras 3.x).
+    `keras_compat` patches that for the Keras versions it knows; for any
+    other, say so in one sentence instead of TensorFlow's traceback."""
     if (isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
             and "PerReplica" in str(error)):
         raise UnsupportedStrategyError(
             f"Keras {keras.__version__} cannot run model.fit under "
             "MultiWorkerMirroredStrategy: its first-batch model build reduces "
             "the batch with strategy.reduce, which fails for a multi-worker "
-            "strategy (keras-team/keras#20585). Train on one host (--strategy "
-            "mirrored or default) until Keras fixes it."
+            "strategy (keras-team/keras#20585); keras_dynconv.training."
+            "keras_compat patches it for Keras "
+            f"{keras_compat.KERAS_VERSIONS[0][0]}.{keras_compat.KERAS_VERSIONS[0][1]} "
+            "to before "
+            f"{keras_compat.KERAS_VERSIONS[1][0]}.{keras_compat.KERAS_VERSIONS[1][1]} "
+            "only. Train on one host (--strategy mirrored or default) or "
+            "with a Keras in that range."
         ) from None
 
 

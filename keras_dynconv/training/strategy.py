@@ -22,15 +22,88 @@ def _tpu_resolver(tpu):
         return None
 
 
-def _workers_in_tf_config():
+def tf_config():
+    """TF_CONFIG, parsed and checked: `{}` when it is unset or names no
+    cluster; else a dict whose task names a type and an index inside the
+    cluster. Checked here, before any strategy or collective starts, so that
+    a mistyped TF_CONFIG is one sentence, not a worker waiting for peers.
+
+    Raises:
+        ConfigError: TF_CONFIG is not JSON, or names a cluster without a
+            task of it; the message shows the value received.
+
+    Example (on a machine without TF_CONFIG)::
+
+        tf_config()  # {}
+    """
+    text = os.environ.get("TF_CONFIG", "")
+    if not text.strip():
+        return {}
+    received = f"Received: TF_CONFIG={text!r}"
     try:
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        config = json.loads(text)
     except json.JSONDecodeError as error:
-        raise ValueError(
-            f"TF_CONFIG is not valid JSON ({error}). "
-            f"Received: TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
-        ) from None
+        raise ConfigError(f"TF_CONFIG is not valid JSON ({error}). {received}") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"TF_CONFIG must be a JSON object with \"cluster\" and "
+                          f"\"task\". {received}")
+    cluster = config.get("cluster") or {}
+    if not cluster:
+        return {}
+    if not isinstance(cluster, dict) or not all(
+            isinstance(hosts, list) for hosts in cluster.values()):
+        raise ConfigError("TF_CONFIG's \"cluster\" must map task types to lists "
+                          f"of host:port addresses. {received}")
+    task = config.get("task")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise ConfigError("TF_CONFIG names a cluster but no task: this worker's "
+                          "\"task\" needs a \"type\" and an \"index\" (for example "
+                          f"{{\"type\": \"worker\", \"index\": 0}}). {received}")
+    kind, index = task["type"], task["index"]
+    if kind not in cluster:
+        raise ConfigError(f"TF_CONFIG's task type {kind!r} is not in its cluster "
+                          f"({', '.join(sorted(cluster))}). {received}")
+    if not isinstance(index, int) or not 0 <= index < len(cluster[kind]):
+        raise ConfigError(f"TF_CONFIG's task index {index!r} is outside the "
+                          f"cluster's {len(cluster[kind])} {kind!r} task(s) "
+                          f"(0 to {len(cluster[kind]) - 1}). {received}")
+    return config
+
+
+def workers_in_tf_config():
+    """The number of training workers (chief included) TF_CONFIG names."""
+    cluster = tf_config().get("cluster", {})
     return len(cluster.get("worker", [])) + len(cluster.get("chief", []))
+
+
+def several_workers(strategy):
+    """True for a MultiWorkerMirroredStrategy whose cluster has more than
+    one worker: every collective (a distributed dataset's `get_next`
+    included) must then run on all of them, in the same order.
+
+    Example:
+
+    >>> several_workers(tf.distribute.get_strategy())
+    False
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return False
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None:
+        return False
+    spec = resolver.cluster_spec().as_dict() or {}
+    return sum(len(spec.get(name, ())) for name in ("chief", "worker")) > 1
+
+
+def _communication_options():
+    """RING collectives where this host has no GPU (NCCL needs GPUs), else
+    TF's own choice."""
+    implementation = tf.distribute.experimental.CommunicationImplementation
+    if tf.config.list_physical_devices("GPU"):
+        return tf.distribute.experimental.CommunicationOptions(
+            implementation=implementation.AUTO)
+    return tf.distribute.experimental.CommunicationOptions(
+        implementation=implementation.RING)
 
 
 def resolve_strategy_name(name, tpu=None):
@@ -46,7 +119,7 @@ def resolve_strategy_name(name, tpu=None):
     """
     if name != "auto":
         return name
-    if _workers_in_tf_config() > 1:
+    if workers_in_tf_config() > 1:
         return "multi_worker"
     if (tpu or os.environ.get("TPU_NAME")) and _tpu_resolver(tpu) is not None:
         return "tpu"
@@ -69,12 +142,14 @@ def make_strategy(name, tpu=None):
     if resolved == "mirrored":
         return tf.distribute.MirroredStrategy()
     if resolved == "multi_worker":
-        if _workers_in_tf_config() < 1:
-            raise ValueError(
+        if workers_in_tf_config() < 1:
+            raise ConfigError(
                 "--strategy: multi_worker needs TF_CONFIG to name the cluster "
-                "and this worker's task. Received: --strategy='multi_worker'"
+                "and this worker's task. Received: --strategy='multi_worker', "
+                f"TF_CONFIG={os.environ.get('TF_CONFIG')!r}"
             )
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return tf.distribute.MultiWorkerMirroredStrategy(
+            communication_options=_communication_options())
     resolver = _tpu_resolver(tpu)
     if resolver is None:
         raise ConfigError(
