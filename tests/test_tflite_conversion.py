@@ -369,13 +369,14 @@ def trained_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tflite") / "run"
     config = config_lib.TrainConfig(
         model="small_cnn", dataset="fashion_mnist:embedded", image_size=28,
-        batch_size=64, epochs=3, learning_rate=0.05, warmup_epochs=0.5,
+        batch_size=64, epochs=3, learning_rate=0.1, warmup_epochs=0.5,
         temperature_epochs=1.5, seed=0, verbose=0, model_dir=str(run_dir))
     result = runner.run(config)
     # Trained well past chance (0.1), so that agreement means something
-    # (0.69 with the default nearly equal kernels, above 0.7 with
-    # independent ones).
-    assert result.eval_accuracy > 0.6
+    # (0.73). At LR 0.05 it reached 0.69, with so many test images near a
+    # decision boundary that int8 agreed on only 97.1 % of them (the
+    # verification asks 98 %); at 0.1, 98.9 %.
+    assert result.eval_accuracy > 0.65
     return run_dir
 
 
