@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -26,6 +25,7 @@ from keras_dynconv.applications.small_cnn import SmallCNN  # noqa: E402
 from keras_dynconv.utils.argparse_types import positive_float  # noqa: E402
 from keras_dynconv.utils.argparse_types import positive_int  # noqa: E402
 from keras_dynconv.utils import argparse_types  # noqa: E402
+from keras_dynconv.utils import atomic_files  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -92,24 +92,18 @@ def train(dynamic, data, args):
 def save_verified(model, path, x_test, y_test, accuracy):
     """Saves to a temporary file, reloads and re-evaluates it, and only then
     moves it over `path`: a broken save never replaces a good model."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=directory)
-    os.close(fd)
-    try:
+    with atomic_files.temporary_path(path, suffix=".keras", parents=True) as tmp:
         model.save(tmp)
         reloaded = keras.models.load_model(tmp)
         reloaded.compile(metrics=["accuracy"],
                          loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         _, reloaded_accuracy = reloaded.evaluate(x_test, y_test, verbose=0)
         if abs(reloaded_accuracy - accuracy) > 1e-6:
+            # Raised inside the block: the temporary file is removed and
+            # `path` keeps the previous model.
             raise RuntimeError(
                 f"the reloaded model scores {reloaded_accuracy:.4f}, the trained "
                 f"one {accuracy:.4f}; {path} was left as it was")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
     return float(reloaded_accuracy)
 
 

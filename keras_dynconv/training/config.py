@@ -22,6 +22,7 @@ from keras_dynconv.applications import MODELS
 from keras_dynconv.applications import registry
 from keras_dynconv.callbacks.temperature_annealing import DEFAULT_END as DEFAULT_TEMPERATURE_END
 from keras_dynconv.layers.base_dynamic_conv import ATTENTION_NORMALIZATIONS
+from keras_dynconv.utils import atomic_files
 
 RECIPE_DIR = os.path.join(os.path.dirname(__file__), "recipes")
 STRATEGIES = ("auto", "default", "mirrored", "multi_worker", "tpu")
@@ -330,12 +331,7 @@ def _finite(value):
 
 def save(config, path):
     """Writes `config` as JSON, atomically."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(config.to_dict(), f, indent=1, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    atomic_files.write_json(config.to_dict(), path)
 
 
 def load(path):

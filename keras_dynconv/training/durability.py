@@ -7,31 +7,28 @@ or new weights beside the previous epoch number (which a resumed run would
 then train again); one during a `ModelCheckpoint` save leaves a broken
 `.keras` file where a good one was. The subclasses here keep Keras'
 behaviour and write each state into a new file or folder, switched into
-place with `os.replace` (atomic on POSIX file systems).
+place with `os.replace` (atomic on POSIX file systems), through
+`keras_dynconv.utils.atomic_files`.
 """
 
 import json
 import math
 import os
-import shutil
 
 import keras
 
-from keras_dynconv.utils.atomic_files import fsync_directory
+from keras_dynconv.utils import atomic_files
 from keras_dynconv.utils.atomic_files import write_json  # noqa: F401 (re-exported)
 
-_POINTER = "CURRENT"
+# The backup's folders: `epoch-N`, the one to restore named by the pointer.
+_STATE_PREFIX = "epoch-"
 
 
 def save_model(model, path):
     """`model.save(path)` through a temporary file: `path` is either the
     previous file or the new one, never a partial one."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = os.path.join(directory, f".{os.path.basename(path)}.tmp.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
-    fsync_directory(directory)
+    with atomic_files.temporary_path(path, suffix=".keras", parents=True) as tmp:
+        model.save(tmp)
 
 
 def backup_epoch(backup_dir):
@@ -42,20 +39,11 @@ def backup_epoch(backup_dir):
     >>> backup_epoch("/nonexistent")
     0
     """
-    state = _current_state(backup_dir)
+    state = atomic_files.current_directory(backup_dir)
     if state is None:
         return 0
     with open(os.path.join(state, "training_metadata.json")) as f:
         return int(json.load(f)["epoch"])
-
-
-def _current_state(backup_dir):
-    pointer = os.path.join(backup_dir, _POINTER)
-    if not os.path.exists(pointer):
-        return None
-    with open(pointer) as f:
-        state = os.path.join(backup_dir, f.read().strip())
-    return state if os.path.isdir(state) else None
 
 
 def _seed_generator_states(model):
@@ -96,7 +84,7 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         )
 
     def _load_model(self):
-        state = _current_state(self.backup_dir)
+        state = atomic_files.current_directory(self.backup_dir)
         if state is None:
             return
         self._point_at(state)
@@ -108,31 +96,17 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
                 variable.assign(saved[variable.path])
 
     def _save_model(self):
-        name = f"epoch-{self._current_epoch}"
-        state = os.path.join(self.backup_dir, name)
-        if os.path.exists(state):  # a kill left it half written
-            shutil.rmtree(state)
-        os.makedirs(state)
-        self.model.save_weights(os.path.join(state, "latest.weights.h5"))
-        seeds = {
-            v.path: keras.ops.convert_to_numpy(v).tolist()
-            for v in _seed_generator_states(self.model)
-        }
-        write_json({"epoch": self._current_epoch, "batch": 0,
-                    "seed_generators": seeds},
-                   os.path.join(state, "training_metadata.json"))
-        fsync_directory(state)
-        pointer = os.path.join(self.backup_dir, _POINTER)
-        with open(f"{pointer}.tmp", "w") as f:
-            f.write(name)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(f"{pointer}.tmp", pointer)
-        fsync_directory(self.backup_dir)
-        for entry in os.listdir(self.backup_dir):
-            if entry.startswith("epoch-") and entry != name:
-                shutil.rmtree(os.path.join(self.backup_dir, entry),
-                              ignore_errors=True)
+        name = f"{_STATE_PREFIX}{self._current_epoch}"
+        with atomic_files.switched_directory(self.backup_dir, name,
+                                             prefix=_STATE_PREFIX) as state:
+            self.model.save_weights(os.path.join(state, "latest.weights.h5"))
+            seeds = {
+                v.path: keras.ops.convert_to_numpy(v).tolist()
+                for v in _seed_generator_states(self.model)
+            }
+            write_json({"epoch": self._current_epoch, "batch": 0,
+                        "seed_generators": seeds},
+                       os.path.join(state, "training_metadata.json"))
 
 
 class AtomicModelCheckpoint(keras.callbacks.ModelCheckpoint):

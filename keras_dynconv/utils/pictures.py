@@ -20,13 +20,13 @@ import dataclasses
 import io
 import math
 import os
-import tempfile
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_dynconv.layers import arguments
+from keras_dynconv.utils import atomic_files
 from keras_dynconv.utils.temperature import dynamic_layers
 
 INSTALL_HINT = 'pip install "keras-dynconv[training]"'
@@ -383,22 +383,10 @@ def _png_bytes(figure):
 
 
 def _write_atomically(data, path):
-    """Writes `data` to `path` through a temporary file in the same
-    directory and `os.replace`, so `path` is always a whole file."""
+    """Writes `data` to `path` (its directory created), so `path` is always
+    a whole file; returns `path`."""
     path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
+    atomic_files.write_bytes(data, path, parents=True)
     return path
 
 
