@@ -102,6 +102,17 @@ def strides_with_dilation(strides, dilation_rate):
 
 
 def choice(value, name, allowed):
+    """`value`, if it is one of `allowed`; else a ValueError naming `name`.
+
+    Example:
+
+    >>> choice("export", "purpose", ("training", "export"))
+    'export'
+    >>> choice("serve", "purpose", ("training", "export"))
+    Traceback (most recent call last):
+    ...
+    ValueError: `purpose` must be one of ['training', 'export']. Received: purpose='serve'
+    """
     if value not in allowed:
         raise ValueError(
             f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}"

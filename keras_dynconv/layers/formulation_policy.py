@@ -37,6 +37,7 @@ import threading
 
 import tensorflow as tf
 
+from keras_dynconv.layers import arguments
 from keras_dynconv.ops.grouped_conv_probe import grouped_conv_gradient_supported
 
 KINDS = ("conv", "depthwise")
@@ -166,13 +167,6 @@ TABLES = {
 }
 
 
-def _check(value, name, allowed):
-    if value not in allowed:
-        raise ValueError(
-            f"`{name}` must be one of {list(allowed)}. Received: {name}={value!r}"
-        )
-
-
 def _kernel_class(kind, kernel_size):
     if kind == "depthwise":
         return _DEPTHWISE
@@ -193,9 +187,9 @@ def size_rules(kind, kernel_size, device_type, purpose, batch_size=None):
         A tuple of `Rule`, the first starting at 0 output pixels; of rules
         starting at the same size, the last that applies.
     """
-    _check(kind, "kind", KINDS)
-    _check(device_type, "device_type", DEVICE_TYPES)
-    _check(purpose, "purpose", PURPOSES)
+    arguments.choice(kind, "kind", KINDS)
+    arguments.choice(device_type, "device_type", DEVICE_TYPES)
+    arguments.choice(purpose, "purpose", PURPOSES)
     rules = TABLES[device_type, purpose][_kernel_class(kind, kernel_size)]
     applicable = {}
     for rule in rules:
@@ -255,7 +249,7 @@ def purpose_scope(purpose):
     ...     current_purpose(training=True)
     'export'
     """
-    _check(purpose, "purpose", PURPOSES)
+    arguments.choice(purpose, "purpose", PURPOSES)
     previous = getattr(_local, "purpose", None)
     _local.purpose = purpose
     try:
