@@ -501,22 +501,15 @@ def test_kernel_pruning_bad_arguments_and_models():
                    callbacks=[KernelPruning(0.5, end_step=2)], verbose=0)
 
 
-@pytest.mark.parametrize("dynamic", [True, False], ids=["dy", "static"])
-def test_fake_quantised_model_has_the_int8_files_error(dynamic):
-    """What QAT trains against, the fake-quantised model's departure from
-    float, is the int8 file's: a quantization point missing from the model
-    would leave its error smaller. The file is the one QAT produces, with
-    the model's ranges pinned (`export_model`). (Not bit-exact: LiteRT's
-    integer arithmetic rounds some values the other way.)"""
-    # Logits: a softmax output's own int8 step would hide the difference.
-    # Its own seeds, fixed rather than dependent on test order. Measured:
-    # 0.87 DY with the paper's attention, 1.26 with the default normalised
-    # one, 0.97 static; without the weights' fake quantization 0.71 and
-    # 0.73, which the lower bound fails.
-    keras.utils.set_random_seed(0)
+def _fake_quant_and_int8_errors(dynamic, seed):
+    """The logits' departures from float of a random SmallCNN's
+    fake-quantised model and of its int8 file (the one QAT produces, with
+    the model's ranges pinned by `export_model`), on 64 test images."""
+    keras.utils.set_random_seed(seed)
     model = kdc.applications.SmallCNN(dynamic=dynamic, classifier_activation=None)
     randomize_batch_norm(model, seed=3)
-    images = np.random.default_rng(0).uniform(0, 255, size=(128, 28, 28, 1)).astype("float32")
+    images = np.random.default_rng(seed).uniform(
+        0, 255, size=(128, 28, 28, 1)).astype("float32")
     qat = quantization.quantize_aware_model(model)
     quantization.calibrate(qat, images[:64])
     stripped = quantization.strip_quantization(qat)
@@ -524,9 +517,42 @@ def test_fake_quantised_model_has_the_int8_files_error(dynamic):
                                  representative_data=images[:64])
     test = images[64:]
     float_logits = stripped.predict(test, verbose=0)
-    int8_error = np.sqrt(np.mean((kdc.tflite.runtime.predict(content, test) - float_logits) ** 2))
-    fake_quant_error = np.sqrt(np.mean((qat.predict(test, verbose=0) - float_logits) ** 2))
-    assert 0.8 < fake_quant_error / int8_error < 1.35, (fake_quant_error, int8_error)
+    int8_error = kdc.tflite.runtime.predict(content, test) - float_logits
+    fake_quant_error = qat.predict(test, verbose=0) - float_logits
+    return fake_quant_error.ravel(), int8_error.ravel()
+
+
+def _rms(values):
+    return float(np.sqrt(np.mean(values ** 2)))
+
+
+def test_fake_quantised_static_model_has_the_int8_files_error():
+    """What QAT trains against, the fake-quantised model's departure from
+    float, is the int8 file's, value by value. (Logits: a softmax output's
+    own int8 step would hide the difference. Not bit-exact: LiteRT's
+    integer arithmetic rounds some values the other way. Measured on seeds
+    0-2: size ratio 0.97 / 0.99 / 0.99, correlation 0.95 on seed 0.)"""
+    fake_quant, int8 = _fake_quant_and_int8_errors(dynamic=False, seed=0)
+    assert 0.9 < _rms(fake_quant) / _rms(int8) < 1.1
+    assert np.corrcoef(fake_quant, int8)[0, 1] > 0.9
+
+
+def test_fake_quantised_dy_model_has_the_int8_files_error_size():
+    """For DY the fake-quantised model's error has the int8 file's size on
+    average over models, not value by value: on seeds 0 / 1 / 2 its size is
+    1.40 / 0.93 / 0.68 times the file's (geometric mean 0.96), and the two
+    correlate 0.52 / 0.61 / 0.31 (the static model's: 0.95). QAT of a DY
+    model trains against an error of the right size but not the file's
+    exact rounding (docs/quantization.md). This guards the size, and that
+    the two are still related at all."""
+    ratios, correlations = [], []
+    for seed in (0, 1, 2):
+        fake_quant, int8 = _fake_quant_and_int8_errors(dynamic=True, seed=seed)
+        ratios.append(_rms(fake_quant) / _rms(int8))
+        correlations.append(np.corrcoef(fake_quant, int8)[0, 1])
+    mean_ratio = float(np.exp(np.mean(np.log(ratios))))
+    assert 0.75 < mean_ratio < 1.33, ratios
+    assert min(correlations) > 0.15, correlations
 
 
 @pytest.mark.parametrize("dynamic", [False, True], ids=["static", "dy"])
