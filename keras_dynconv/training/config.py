@@ -22,6 +22,7 @@ from keras_dynconv.applications import MODELS
 from keras_dynconv.applications import registry
 from keras_dynconv.callbacks.temperature_annealing import DEFAULT_END as DEFAULT_TEMPERATURE_END
 from keras_dynconv.layers.base_dynamic_conv import ATTENTION_NORMALIZATIONS
+from keras_dynconv.training.data import AUGMENTATIONS
 from keras_dynconv.utils import atomic_files
 
 RECIPE_DIR = os.path.join(os.path.dirname(__file__), "recipes")
@@ -30,7 +31,6 @@ MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 JIT = ("auto", "on", "off")
 OPTIMIZERS = ("sgd", "adamw")
 LR_SCHEDULES = ("cosine", "step", "constant")
-AUGMENTATIONS = ("auto", "imagenet", "light", "none")
 
 
 def _field(default, help, choices=None, flag=None):

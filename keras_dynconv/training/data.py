@@ -56,6 +56,7 @@ import tensorflow as tf
 
 from keras_dynconv.datasets import fashion_mnist
 
+# The `augment` values; also the choices of --augment (training.config).
 AUGMENTATIONS = ("auto", "imagenet", "light", "none")
 
 # Shuffle buffer of the streamed (TFDS) training data, in examples. The
