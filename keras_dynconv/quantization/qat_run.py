@@ -47,6 +47,7 @@ from keras_dynconv.tflite.model_source import load_model
 from keras_dynconv.tflite.verification import verify
 from keras_dynconv.training import data
 from keras_dynconv.training import durability
+from keras_dynconv.training.run_directory import RunDirectory
 from keras_dynconv.utils import atomic_files
 from keras_dynconv.utils.temperature import dynamic_layers
 
@@ -113,11 +114,7 @@ def _run_settings(model_path):
     """The training run's `config.json` beside the model, if any."""
     if model_path is None:
         return {}
-    path = os.path.join(os.path.dirname(os.path.abspath(model_path)), "config.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        return json.load(f)
+    return RunDirectory.of_model(model_path).read_config() or {}
 
 
 def _arrays(dataset, steps=None):

@@ -8,7 +8,6 @@ the model, then the model family's `preprocess_input`).
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
@@ -74,13 +73,12 @@ def preprocess_for(model, model_path=None, preprocess="auto"):
     if preprocess != "auto":
         return _family_preprocess(preprocess, "preprocess", preprocess)
     if model_path is not None:
-        config_path = os.path.join(os.path.dirname(os.path.abspath(model_path)),
-                                   "config.json")
-        if os.path.isfile(config_path):
-            with open(config_path) as f:
-                name = json.load(f).get("model")
-            if name:
-                return _family_preprocess(name, "preprocess", preprocess)
+        # Imported here: keras_dynconv imports tflite before training.
+        from keras_dynconv.training.run_directory import RunDirectory
+
+        settings = RunDirectory.of_model(model_path).read_config() or {}
+        if settings.get("model"):
+            return _family_preprocess(settings["model"], "preprocess", preprocess)
     from keras_dynconv.applications import registry
 
     found = registry.find(model.name)

@@ -4,6 +4,7 @@ anything else (unless `--overwrite`), never half-overwrite a finished run.
 """
 
 import dataclasses
+import json
 import os
 import shutil
 
@@ -47,6 +48,35 @@ class RunDirectory:
 
     def checkpoint(self, which):
         return os.path.join(self.root, CHECKPOINTS, f"{which}.keras")
+
+    @classmethod
+    def of_model(cls, model_path):
+        """The run directory a model file (its `model.keras`, a checkpoint
+        beside it) sits in.
+
+        Example:
+
+        >>> RunDirectory.of_model("/runs/a/model.keras").root
+        '/runs/a'
+        """
+        return cls(os.path.dirname(os.path.abspath(model_path)))
+
+    def read_config(self):
+        """The run's `config.json` as a dict, or None where there is none.
+
+        Read as plain JSON rather than as a `TrainConfig`, so a config that
+        another version wrote still names its model and dataset.
+
+        Example:
+
+        >>> import tempfile
+        >>> RunDirectory(tempfile.mkdtemp()).read_config() is None
+        True
+        """
+        if not os.path.isfile(self.config):
+            return None
+        with open(self.config) as f:
+            return json.load(f)
 
 
 def prepare(config):
