@@ -2,14 +2,15 @@
 
 A user's small functional CNN whose first layer is dynamic and reads raw
 [0, 255] pixels, trained by a plain `model.fit` with SGD and
-`TemperatureAnnealing(epochs=2, end=1)`. Measured on seed 0: the static
-twin 0.725, the paper's layer (its attention, independent kernels) 0.661,
-6.4 points below (seed 1: 8.8 below), the package's defaults 0.753, 2.8
-above. What separates them here is the attention's normalization: the
-defaults with the paper's independent kernels ended 8.2 points above. The
-test asserts both sides on seed 0, so a change that breaks the defaults
-fails it, and a change to the setup that no longer separates the two fails
-too.
+`TemperatureAnnealing(epochs=2, end=1)`: the package's defaults must end
+within 3 points of the static twin, their attention not collapsed.
+
+Measured on seed 0, one run: the static twin 0.725, the paper's layer (its
+attention, independent kernels) 0.661, the defaults 0.753. These CPU runs
+are not bit-reproducible, and in another run (the whole suite, on another
+2-core machine) the same seed gave static 0.793 and the paper's layer
+0.810: the paper's layer does not fall here reliably, so this test does not
+assert that it does.
 """
 
 import keras
@@ -17,12 +18,11 @@ import numpy as np
 import pytest
 
 import keras_dynconv as kdc
-from keras_dynconv.layers.base_dynamic_conv import PAPER_ATTENTION
 
 TRAIN_IMAGES = 2048
 EPOCHS = 4
-#: How far below its twin the defaults may end, and how far below the
-#: paper's layer must (in accuracy, over 1,000 test images).
+#: How far below its twin the defaults may end (in accuracy, over 1,000
+#: test images).
 BAND = 0.03
 #: The defaults' mean normalised attention entropy must stay above this
 #: (a collapsed attention is near one-hot, entropy near 0).
@@ -41,8 +41,7 @@ def _model(form):
     def conv(filters, strides):
         if form == "static":
             return keras.layers.Conv2D(filters, 3, strides, "same", use_bias=False)
-        extra = dict(PAPER_ATTENTION) if form == "paper" else {}
-        return kdc.layers.DynamicConv2D(filters, 3, strides, "same", use_bias=False, **extra)
+        return kdc.layers.DynamicConv2D(filters, 3, strides, "same", use_bias=False)
 
     inputs = keras.Input((28, 28, 1))
     x = inputs
@@ -74,7 +73,7 @@ def _train(form, data):
 @pytest.fixture(scope="module")
 def trained():
     data = _data()
-    return {form: _train(form, data) for form in ("static", "paper", "defaults")}
+    return {form: _train(form, data) for form in ("static", "defaults")}
 
 
 def test_the_defaults_train_within_a_band_of_the_static_twin(trained):
@@ -82,9 +81,3 @@ def test_the_defaults_train_within_a_band_of_the_static_twin(trained):
     accuracy, entropy = trained["defaults"]
     assert accuracy >= static - BAND, (accuracy, static)
     assert entropy >= ENTROPY_FLOOR
-
-
-def test_the_setup_still_separates_the_papers_layer(trained):
-    static, _ = trained["static"]
-    accuracy, _ = trained["paper"]
-    assert accuracy < static - BAND, (accuracy, static)
