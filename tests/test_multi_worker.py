@@ -6,7 +6,6 @@ import inspect
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from keras_dynconv.training import keras_compat
+from tests.localhost import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Both workers together, start-up included, on a loaded 2-core machine.
@@ -28,16 +28,6 @@ FLAGS = ["--model", "small_cnn", "--dataset", "fashion_mnist:embedded",
          "--eval-limit", "64", "--batch-size", "32", "--seed", "0",
          "--learning-rate", "0.05", "--jit", "off", "--verbose", "2",
          "--strategy", "multi_worker"]
-
-
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def _worker_env(cluster, index):
@@ -58,7 +48,7 @@ def _run_workers(model_dir, count=2, timeout=TIMEOUT_S):
     """Starts `count` CLI workers together, then waits for all of them
     within `timeout`; kills them all if any is late. Returns
     [(returncode, output)]."""
-    ports = _free_ports(count)
+    ports = free_ports(count)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
     logs = [open(os.path.join(os.path.dirname(model_dir), f"worker-{i}.log"), "w+")
             for i in range(count)]

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ import keras_dynconv as kdc
 from keras_dynconv.training import config as config_lib
 from keras_dynconv.training import durability
 from keras_dynconv.training import runner
+from tests.localhost import free_ports
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # A DY SmallCNN on 1,024 embedded Fashion-MNIST images: 16 steps an epoch.
@@ -130,22 +130,12 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(got, want)
 
 
-def _free_ports(count):
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
 @pytest.mark.slow
 def test_multi_worker_strategy_from_tf_config(tmp_path):
     """A MultiWorkerMirrored run of one worker on localhost, from TF_CONFIG:
     the strategy, the data sharding and the chief's files. (Two workers:
     tests/test_multi_worker.py.)"""
-    [port] = _free_ports(1)
+    [port] = free_ports(1)
     tf_config = json.dumps({"cluster": {"worker": [f"127.0.0.1:{port}"]},
                             "task": {"type": "worker", "index": 0}})
     done = subprocess.run(
