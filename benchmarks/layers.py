@@ -79,11 +79,27 @@ def seconds(fn, x):
 
 
 def peak_memory_mb(fn, x, device):
-    """Peak memory TF's allocator on `device` adds during one call."""
-    tf.config.experimental.reset_memory_stats(device)
-    base = tf.config.experimental.get_memory_info(device)["current"]
+    """Peak memory TF's allocator on `device` adds during one call, or None
+    where TF keeps no memory statistics for it (a CPU without TF's oneDNN
+    allocator: "Cannot reset memory stats for device")."""
+    try:
+        tf.config.experimental.reset_memory_stats(device)
+        base = tf.config.experimental.get_memory_info(device)["current"]
+    except ValueError:
+        return None
     seconds(fn, x)
     return (tf.config.experimental.get_memory_info(device)["peak"] - base) / 2**20
+
+
+def format_mb(megabytes, width=0):
+    """A peak-memory cell: whole MB, or "n/a" where none was kept.
+
+    Example:
+
+    >>> format_mb(12.4, 5), format_mb(None, 5)
+    ('   12', '  n/a')
+    """
+    return f"{'n/a' if megabytes is None else f'{megabytes:.0f}':>{width}}"
 
 
 def device_type():
@@ -129,7 +145,7 @@ def run_case(case, batch, rounds, jit):
     static_fwd = statistics.median(times["static"][0])
     static_fb = statistics.median(times["static"][1])
     print(f"\n{name} (batch {batch}): static inference {static_fwd * 1e3:.1f} ms, "
-          f"training step {static_fb * 1e3:.1f} ms, peak +{memory['static']:.0f} MB")
+          f"training step {static_fb * 1e3:.1f} ms, peak +{format_mb(memory['static'])} MB")
     print(f"  {'formulation':<30}{'infer x':>8}{'train x':>9}{'peak MB':>9}")
     for key in fns:
         if key == "static":
@@ -141,7 +157,7 @@ def run_case(case, batch, rounds, jit):
         if key == UNKNOWN_SIZE:
             marks = [f"chose {chosen['inference']} / {chosen['training']}"]
         marker = f"  <- auto: {', '.join(marks)}" if marks else ""
-        print(f"  {key:<30}{fwd:>8.2f}{fb:>9.2f}{memory[key]:>9.0f}{marker}")
+        print(f"  {key:<30}{fwd:>8.2f}{fb:>9.2f}{format_mb(memory[key], 9)}{marker}")
 
 
 def main():
