@@ -66,18 +66,6 @@ def supported_keras(version=None):
     return low <= _version(version or keras.__version__) < high
 
 
-def needs_patches(strategy):
-    """True for a MultiWorkerMirroredStrategy of more than one worker (the
-    only case the patches are for).
-
-    Example:
-
-    >>> needs_patches(tf.distribute.get_strategy())
-    False
-    """
-    return several_workers(strategy)
-
-
 def _trainer_module():
     from keras.src.backend.tensorflow import trainer  # private: see the docstring
 
@@ -147,7 +135,7 @@ def patch_for_multi_worker(strategy):
     Returns:
         A sentence for the run's log: what was done, or why nothing was.
     """
-    if not needs_patches(strategy):
+    if not several_workers(strategy):
         return "no Keras patches (not several MultiWorkerMirrored workers)"
     if not supported_keras():
         return (f"no Keras patches: they were written for Keras "

@@ -106,12 +106,13 @@ def _model_channels(config, spec):
     return spec.channels if channels is None else channels
 
 
-def _check_batch_before_workers_meet(config):
+def _check_batch_before_workers_meet(config, strategy_name):
     """Under MultiWorkerMirroredStrategy the strategy's constructor already
     waits for every worker: a global batch that cannot divide among the
     workers TF_CONFIG names is refused before it (the replica count, once
-    the strategy exists, is checked by `_check_batch`)."""
-    if resolve_strategy_name(config.strategy, config.tpu) != "multi_worker":
+    the strategy exists, is checked by `_check_batch`). `strategy_name`:
+    the resolved name (`resolve_strategy_name`)."""
+    if strategy_name != "multi_worker":
         return
     workers = workers_in_tf_config()
     if workers and config.batch_size % workers:
@@ -236,9 +237,11 @@ def run(config, strategy=None, callbacks=()):
         "float32" if config.mixed_precision == "none" else config.mixed_precision
     )
     if strategy is None:
-        _check_batch_before_workers_meet(config)
-        strategy = make_strategy(config.strategy, config.tpu)
-    if keras_compat.needs_patches(strategy):
+        # Resolved once: "auto" may ask a TPU resolver.
+        strategy_name = resolve_strategy_name(config.strategy, config.tpu)
+        _check_batch_before_workers_meet(config, strategy_name)
+        strategy = make_strategy(strategy_name, config.tpu)
+    if several_workers(strategy):
         # Keras 3's fit cannot run under several workers as it is: see
         # keras_compat for the two patches and why.
         _log(keras_compat.patch_for_multi_worker(strategy))

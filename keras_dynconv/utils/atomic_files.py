@@ -124,21 +124,9 @@ def write_bytes(data, path, parents=False):
     """Writes `data` to `path` atomically; on any error `path` is untouched
     and no temporary file is left. `parents`: create `path`'s folder if
     missing."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    if parents:
-        os.makedirs(directory, exist_ok=True)
-    fd, tmp = _create_beside(path, "")
-    try:
-        with os.fdopen(fd, "wb") as f:
+    with temporary_path(path, suffix="", parents=parents) as tmp:
+        with open(tmp, "wb") as f:
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    fsync_directory(directory)
 
 
 def write_text(text, path, encoding="utf-8", parents=False):
